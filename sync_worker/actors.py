@@ -1,0 +1,60 @@
+"""The actors: thin shells that validate a message, build the engine and map its outcome.
+
+Retrying is decided by exception type: transient errors propagate (Dramatiq retries them
+with backoff); permanent ones are already recorded by the engine and end the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import structlog
+
+from .broker import QUEUE_HIGH
+from .errors import MalformedMessage, PermanentError, SyncAlreadyRunning, TransientError
+from .platforms.steam import SteamClient
+from .runtime import get_runtime
+from .sync.engine import SyncEngine
+
+log = structlog.get_logger(__name__)
+
+SYNC_TYPES = ("manual", "scheduled", "auto")
+MAX_RETRIES = 5
+SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
+
+
+def sync_library(library_id: str, force: bool = False, sync_type: str = "manual") -> None:
+    """Sync one library to completion (`force` only bypasses de-duplication when enqueuing)."""
+    if not isinstance(library_id, str) or not isinstance(force, bool) or sync_type not in SYNC_TYPES:
+        raise MalformedMessage(f"sync_library got library_id={library_id!r:.60}, sync_type={sync_type!r:.20}.")
+    runtime = get_runtime()
+    engine = SyncEngine(runtime.settings, runtime.redis, runtime.pool, lambda: SteamClient(runtime.settings))
+    try:
+        outcome = engine.sync(library_id, sync_type)
+    except SyncAlreadyRunning:
+        log.info("sync.skipped", library_id=library_id, reason="another worker holds the lease")
+        return
+    except PermanentError as exc:
+        log.warning("sync.failed", library_id=library_id, error_code=exc.code, reason=exc.message)
+        return
+    log.info("sync.finished", **outcome.to_dict())
+
+
+def should_retry(retries: int, exception: BaseException) -> bool:
+    """Retry transient errors (up to MAX_RETRIES), nothing else."""
+    return isinstance(exception, TransientError) and retries < MAX_RETRIES
+
+
+def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
+    """Bind the actors to `broker` under their stable names."""
+    return {
+        "sync_library": dramatiq.actor(
+            sync_library,
+            broker=broker,
+            actor_name="sync_library",
+            queue_name=QUEUE_HIGH,  # manual by default; client routes the others to `default`
+            retry_when=should_retry,
+            time_limit=SYNC_TIME_LIMIT_MS,
+        ),
+    }

@@ -1,0 +1,191 @@
+"""The Steam Web API adapter: synchronous `requests`, one session per thread, no Dramatiq.
+
+Secrets: the key travels in the query string, so every `requests` exception (whose text
+holds the full URL) is replaced by one of ours with `from None`, never chained or quoted.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import requests
+
+from ..errors import (
+    ConfigurationError,
+    PrivateProfile,
+    SteamBadRequest,
+    SteamBadResponse,
+    SteamKeyRejected,
+    SteamRateLimited,
+    SteamTimeout,
+    SteamUnavailable,
+    VanityNotFound,
+)
+from ..settings import Settings
+from .base import OwnedGame
+from .steam_ids import parse_identity, validate_steam_id
+
+ICON_URL = "https://media.steampowered.com/steamcommunity/public/images/apps/{appid}/{hash}.jpg"
+EARLIEST_REAL_PLAY = 1_072_915_200  # 2004-01-01: older rtime_last_played values are bogus
+_KEY_REJECTED_MARKER = "verify your"  # Steam's 403 page for a bad key; other 403s mean "slow down"
+WEBAPI_BUCKET = "steam_webapi"
+
+_sessions = threading.local()
+
+
+class CallGate(Protocol):
+    """Something that must let a call through first (the global rate limiter)."""
+
+    def acquire(self, bucket: str) -> None:
+        """Block or raise until one call to `bucket` may be made."""
+
+
+def _session() -> requests.Session:
+    session: requests.Session | None = getattr(_sessions, "session", None)
+    if session is None:
+        session = _sessions.session = requests.Session()
+        session.headers["User-Agent"] = "sync-worker/0.1 (+library sync)"
+    return session
+
+
+class SteamClient:
+    """The Steam Web API calls the service makes, mapped onto the error taxonomy."""
+
+    platform = "steam"
+
+    def __init__(self, settings: Settings, gate: CallGate | None = None) -> None:
+        self._base = settings.steam_api_base_url.rstrip("/")
+        self._key = settings.steam_api_key
+        self._timeout = (settings.steam_connect_timeout_s, settings.steam_read_timeout_s)
+        self._gate = gate
+        self._calls = 0
+
+    @property
+    def api_calls(self) -> int:
+        """Web API calls made through this client so far."""
+        return self._calls
+
+    # -- public calls ---------------------------------------------------------
+
+    def fetch_owned_games(self, platform_user_id: str) -> list[OwnedGame]:
+        """Every owned game (free ones included), normalised, deduplicated, ordered by app id."""
+        steam_id = validate_steam_id(platform_user_id)
+        body = self._get("/IPlayerService/GetOwnedGames/v1/", {
+            "steamid": steam_id,
+            "include_appinfo": 1,
+            "include_played_free_games": 1,
+            "skip_unvetted_apps": 0,  # unvetted apps are still owned: users miss them otherwise
+            "format": "json",
+        })
+        response = body.get("response")
+        if not isinstance(response, dict):
+            raise SteamBadResponse("Steam's owned-games answer had no 'response' object.")
+        if "game_count" not in response:
+            # `{"response": {}}`: private profile or private "Game details", not "no games".
+            raise PrivateProfile()
+        games: dict[str, OwnedGame] = {}
+        for raw in response.get("games") or []:
+            game = normalise_game(raw)
+            if game is not None:
+                games[game.platform_game_id] = game  # duplicates: the last one wins
+        return sorted(games.values(), key=lambda g: g.sort_key)
+
+    def resolve_vanity(self, name: str) -> str:
+        """The SteamID64 behind a custom profile URL name."""
+        body = self._get("/ISteamUser/ResolveVanityURL/v1/", {"vanityurl": name})
+        response = body.get("response") or {}
+        if response.get("success") == 1 and response.get("steamid"):
+            return validate_steam_id(str(response["steamid"]))
+        raise VanityNotFound(f"No Steam profile has the custom URL {name[:40]!r}.")
+
+    def resolve_identity(self, text: str) -> str:
+        """A SteamID64 from an id, a profile URL or a vanity name (one API call for vanity names)."""
+        identity = parse_identity(text)
+        if identity.steam_id is not None:
+            return identity.steam_id
+        assert identity.vanity is not None
+        return self.resolve_vanity(identity.vanity)
+
+    def display_name(self, steam_id: str) -> str | None:
+        """The profile's persona name, or None when Steam does not return the player."""
+        body = self._get("/ISteamUser/GetPlayerSummaries/v2/", {"steamids": validate_steam_id(steam_id)})
+        players = (body.get("response") or {}).get("players") or []
+        return str(players[0].get("personaname")) if players else None
+
+    # -- transport --------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self._key is None:
+            raise ConfigurationError("STEAM_API_KEY is not set.")
+        if self._gate is not None:
+            self._gate.acquire(WEBAPI_BUCKET)
+        self._calls += 1
+        endpoint = path.strip("/").split("/")[1]
+        try:
+            response = _session().get(
+                self._base + path,
+                params={**params, "key": self._key.get_secret_value()},
+                timeout=self._timeout,
+            )
+        except requests.Timeout:
+            raise SteamTimeout(f"Steam did not answer {endpoint} in time.") from None
+        except requests.RequestException as exc:
+            raise SteamUnavailable(f"Could not reach Steam for {endpoint} ({type(exc).__name__}).") from None
+        _raise_for_status(response, endpoint)
+        try:
+            body = response.json()
+        except ValueError:
+            raise SteamBadResponse(f"Steam's {endpoint} answer was not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise SteamBadResponse(f"Steam's {endpoint} answer was not a JSON object.")
+        return body
+
+
+def _raise_for_status(response: requests.Response, endpoint: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    if status == 403 and _KEY_REJECTED_MARKER in response.text.lower():
+        raise SteamKeyRejected()
+    if status in (403, 429):  # Steam sometimes answers 403 where it means 429
+        raise SteamRateLimited(retry_after_s=_retry_after(response))
+    if status == 400:
+        raise SteamBadRequest(f"Steam refused the {endpoint} request as malformed (HTTP 400).")
+    raise SteamUnavailable(f"Steam answered {endpoint} with HTTP {status}.")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+def normalise_game(raw: Any) -> OwnedGame | None:
+    """One GetOwnedGames entry as we store it; None for entries without a usable app id."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        app_id = int(raw["appid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    icon_hash = raw.get("img_icon_url") or raw.get("img_logo_url") or ""
+    last_played = _int(raw.get("rtime_last_played"))
+    return OwnedGame(
+        platform_game_id=str(app_id),
+        title=raw.get("name") or None,
+        icon_url=ICON_URL.format(appid=app_id, hash=icon_hash) if icon_hash else None,
+        playtime_minutes=_int(raw.get("playtime_forever")),
+        playtime_2weeks_minutes=_int(raw.get("playtime_2weeks")),
+        last_played_at=(
+            datetime.fromtimestamp(last_played, tz=UTC) if last_played >= EARLIEST_REAL_PLAY else None
+        ),
+        raw_data=raw,
+    )
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except (TypeError, ValueError):
+        return 0

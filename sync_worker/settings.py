@@ -1,0 +1,77 @@
+"""Typed configuration from the environment (and `.env`), built lazily, never at import."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; env names are the field names in upper case."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Connections. Unset outside production: embedded servers under sync_worker_home.
+    database_url: str | None = None
+    redis_url: str | None = None
+    sync_worker_env: Literal["development", "test", "production"] = "development"
+    sync_worker_home: Path = Path(".sync-worker")
+
+    # Steam.
+    steam_api_key: SecretStr | None = None
+    steam_api_base_url: str = "https://api.steampowered.com"
+    steam_store_base_url: str = "https://store.steampowered.com"
+    steam_connect_timeout_s: float = 5.0
+    steam_read_timeout_s: float = 30.0  # a 30k-game GetOwnedGames body is several MB
+
+    # Logging.
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] | None = None  # None: json in production
+
+    # Sync engine tuning.
+    sync_batch_size: int = Field(default=500, ge=1, le=10_000)
+    sync_lock_ttl_s: float = Field(default=30.0, gt=0)
+    sync_checkpoint_ttl_s: int = 7 * 24 * 3600
+    progress_ttl_s: int = 24 * 3600
+    progress_min_interval_s: float = 0.5
+    db_pool_max_size: int = 10
+
+    # Dramatiq.
+    worker_shutdown_timeout_s: int = 25  # Heroku SIGKILLs 30 s after SIGTERM
+
+    @property
+    def is_production(self) -> bool:
+        """True on a production deployment: explicit env, or any Heroku dyno."""
+        return self.sync_worker_env == "production" or "DYNO" in os.environ
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        """The log format to use when LOG_FORMAT is not set explicitly."""
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "console"
+
+
+@lru_cache(maxsize=1)
+def _cached_settings() -> Settings:
+    return Settings()
+
+
+_override: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings: an override if one is set, else read from the environment once."""
+    return _override if _override is not None else _cached_settings()
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Replace the process's settings (tests, the CLI after resolving URLs); None restores env."""
+    global _override
+    _override = settings
+    _cached_settings.cache_clear()

@@ -1,0 +1,341 @@
+"""The simulator's HTTP server: Steam's endpoints plus a small `/_sim/` admin API for tests.
+
+Admin API (JSON in, JSON out):
+  GET  /_sim/stats                     call counts per endpoint, and the total
+  POST /_sim/reset                     forget counts, library changes, faults and limits
+  POST /_sim/libraries/{steam_id}      change a library: {"bump_playtime": {appid: minutes},
+                                       "remove": [appid], "add": [appid]}
+  POST /_sim/faults                    queue faults: {"match": "GetOwnedGames", "kind":
+                                       "status"|"truncate"|"delay", "status": 500,
+                                       "delay_s": 2.0, "count": 3}
+  POST /_sim/rate-limit                answer 429 above {"calls": N, "window_s": W} (null: off)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from . import catalog
+from .ids import ProfileKind, SimulatedProfile, parse_profile, steam_id_for
+
+FORBIDDEN_HTML = (
+    "<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>Access is denied. "
+    "Retrying will not help. Please verify your <pre>key=</pre> parameter.</body></html>"
+)
+TOO_MANY_HTML = "<html><head><title>429 Too Many Requests</title></head><body>Too Many Requests</body></html>"
+ERROR_HTML = "<html><head><title>Internal Server Error</title></head><body>Internal Server Error</body></html>"
+
+
+@dataclass
+class LibraryChanges:
+    """Edits applied to a generated library, so tests can change it between two syncs."""
+
+    playtime_bonus: dict[int, int] = field(default_factory=dict)
+    removed: set[int] = field(default_factory=set)
+    added: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Fault:
+    """An injected failure for the next `count` matching calls."""
+
+    match: str
+    kind: str  # status | truncate | delay
+    count: int = 1
+    status: int = 500
+    delay_s: float = 0.0
+
+
+class SimulatorState:
+    """Everything the admin API can change; shared by the handler threads."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.changes: dict[str, LibraryChanges] = {}
+        self.faults: list[Fault] = []
+        self.rate_limit: tuple[int, float] | None = None
+        self.recent_calls: deque[float] = deque()
+        self.rejected_429 = 0
+
+    def reset(self) -> None:
+        """Back to a fresh simulator (the api key stays)."""
+        with self.lock:
+            self.calls.clear()
+            self.changes.clear()
+            self.faults.clear()
+            self.rate_limit = None
+            self.recent_calls.clear()
+            self.rejected_429 = 0
+
+    def count_call(self, endpoint: str) -> bool:
+        """Count a call; return False when the configured rate limit rejects it."""
+        with self.lock:
+            self.calls[endpoint] += 1
+            if self.rate_limit is None:
+                return True
+            calls, window_s = self.rate_limit
+            now = time.monotonic()
+            while self.recent_calls and self.recent_calls[0] <= now - window_s:
+                self.recent_calls.popleft()
+            if len(self.recent_calls) >= calls:
+                self.rejected_429 += 1
+                return False
+            self.recent_calls.append(now)
+            return True
+
+    def take_fault(self, endpoint: str) -> Fault | None:
+        """The next fault queued for this endpoint, consuming one of its uses."""
+        with self.lock:
+            for fault in self.faults:
+                if fault.match in endpoint and fault.count > 0:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def owned_games(self, profile: SimulatedProfile, *, include_appinfo: bool,
+                    include_free: bool) -> list[dict[str, Any]]:
+        """The profile's library as GetOwnedGames lists it, changes applied, in Steam's unsorted order."""
+        with self.lock:
+            changes = self.changes.get(profile.steam_id, LibraryChanges())
+            ids = [catalog.app_id_at(i, profile.seed) for i in range(profile.game_count)]
+            ids = [a for a in ids if a not in changes.removed] + list(changes.added)
+            bonus = dict(changes.playtime_bonus)
+        if not include_free:
+            ids = [a for a in ids if not catalog.is_free_game(a)]
+        random.Random(profile.steam_id).shuffle(ids)
+        return [catalog.owned_game(profile, a, include_appinfo=include_appinfo,
+                                   playtime_bonus=bonus.get(a, 0)) for a in ids]
+
+    def change_library(self, steam_id: str, body: dict[str, Any]) -> None:
+        """Apply an admin change to one library."""
+        with self.lock:
+            changes = self.changes.setdefault(steam_id, LibraryChanges())
+            for app_id, minutes in body.get("bump_playtime", {}).items():
+                changes.playtime_bonus[int(app_id)] = changes.playtime_bonus.get(int(app_id), 0) + int(minutes)
+            for app_id in body.get("remove", []):
+                changes.removed.add(int(app_id))
+                if int(app_id) in changes.added:
+                    changes.added.remove(int(app_id))
+            for app_id in body.get("add", []):
+                changes.removed.discard(int(app_id))
+                if int(app_id) not in changes.added:
+                    changes.added.append(int(app_id))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like Steam, so sessions reuse connections
+    server: _SimulatorHTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Silence per-request logs (they would echo the key in the query string)."""
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _send(self, status: int, body: str | bytes, content_type: str = "application/json") -> None:
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _json(self, payload: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(payload, ensure_ascii=False))
+
+    def _read_json(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b"{}"
+        parsed = json.loads(body or b"{}")
+        return parsed if isinstance(parsed, dict) else {}
+
+    # -- dispatch ---------------------------------------------------------------
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        """Serve Steam's endpoints and the admin stats."""
+        url = urlsplit(self.path)
+        path = url.path.rstrip("/").replace("v0001", "v1").replace("v0002", "v2")
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if path == "/_sim/stats":
+            state = self.server.state
+            with state.lock:
+                self._json({"calls": dict(state.calls), "total": sum(state.calls.values()),
+                            "rejected_429": state.rejected_429})
+            return
+        routes = {
+            "/IPlayerService/GetOwnedGames/v1": self._owned_games,
+            "/ISteamUser/GetPlayerSummaries/v2": self._player_summaries,
+            "/ISteamUser/ResolveVanityURL/v1": self._resolve_vanity,
+            "/api/appdetails": self._app_details,
+        }
+        route = routes.get(path)
+        if route is None:
+            self._send(404, "<html><body>Not Found</body></html>", "text/html")
+            return
+        endpoint = path.rsplit("/", 2)[-2] if path.startswith("/I") else "appdetails"
+        if not self._admit(endpoint):
+            return
+        needs_key = path.startswith("/I")
+        if needs_key and query.get("key") != self.server.state.api_key:
+            self._send(403, FORBIDDEN_HTML, "text/html")
+            return
+        route(query)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        """The admin API."""
+        state = self.server.state
+        path = urlsplit(self.path).path.rstrip("/")
+        body = self._read_json()
+        if path == "/_sim/reset":
+            state.reset()
+        elif path.startswith("/_sim/libraries/"):
+            state.change_library(path.rsplit("/", 1)[-1], body)
+        elif path == "/_sim/faults":
+            with state.lock:
+                state.faults.append(Fault(**body))
+        elif path == "/_sim/rate-limit":
+            with state.lock:
+                state.rate_limit = (int(body["calls"]), float(body["window_s"])) if body.get("calls") else None
+                state.recent_calls.clear()
+        else:
+            self._send(404, '{"error": "unknown admin path"}')
+            return
+        self._json({"ok": True})
+
+    def _admit(self, endpoint: str) -> bool:
+        """Count the call, then apply the rate limit and any queued fault."""
+        state = self.server.state
+        if not state.count_call(endpoint):
+            self._send(429, TOO_MANY_HTML, "text/html")
+            return False
+        fault = state.take_fault(endpoint)
+        if fault is None:
+            return True
+        if fault.kind == "delay":
+            time.sleep(fault.delay_s)
+            return True
+        if fault.kind == "status":
+            body = TOO_MANY_HTML if fault.status == 429 else ERROR_HTML
+            self._send(fault.status, body, "text/html")
+            return False
+        if fault.kind == "truncate":
+            self._send(200, '{"response": {"game_count": 3, "games": [{"appid": 10, "na')
+            return False
+        return True
+
+    # -- Steam endpoints ----------------------------------------------------------
+
+    def _profile(self, steam_id: str | None) -> SimulatedProfile | None:
+        if steam_id is None:
+            self._send(400, "<html><body>Required parameter 'steamid' is missing</body></html>", "text/html")
+            return None
+        profile = parse_profile(steam_id)
+        if profile is None:  # Steam answers an invalid id with a bare 500
+            self._send(500, ERROR_HTML, "text/html")
+        return profile
+
+    def _owned_games(self, query: dict[str, str]) -> None:
+        profile = self._profile(query.get("steamid"))
+        if profile is None:
+            return
+        if profile.kind is not ProfileKind.PUBLIC:
+            self._json({"response": {}})  # private profile or private game details
+            return
+        games = self.server.state.owned_games(
+            profile,
+            include_appinfo=query.get("include_appinfo") in {"1", "true"},
+            include_free=query.get("include_played_free_games") in {"1", "true"},
+        )
+        response: dict[str, Any] = {"game_count": len(games)}
+        if games:  # a public profile owning nothing has no "games" key at all
+            response["games"] = games
+        self._json({"response": response})
+
+    def _player_summaries(self, query: dict[str, str]) -> None:
+        players = []
+        for steam_id in query.get("steamids", "").split(",")[:100]:
+            profile = parse_profile(steam_id.strip())
+            if profile is None:
+                continue
+            players.append({
+                "steamid": profile.steam_id,
+                "communityvisibilitystate": 1 if profile.kind is ProfileKind.PRIVATE else 3,
+                "profilestate": 1,
+                "personaname": f"Player {profile.steam_id[-6:]}",
+                "profileurl": f"https://steamcommunity.com/profiles/{profile.steam_id}/",
+                "avatar": "https://avatars.example/a.jpg",
+            })
+        self._json({"response": {"players": players}})
+
+    def _resolve_vanity(self, query: dict[str, str]) -> None:
+        # Simulated vanity names: "lib<N>" is the public profile with N games (seed 0).
+        name = query.get("vanityurl", "")
+        if name.startswith("lib") and name[3:].isdigit() and int(name[3:]) <= 50_000:
+            self._json({"response": {"success": 1, "steamid": steam_id_for(int(name[3:]))}})
+        else:
+            self._json({"response": {"success": 42, "message": "No match"}})
+
+    def _app_details(self, query: dict[str, str]) -> None:
+        app_id = query.get("appids", "")
+        if not app_id.isdigit():
+            self._json(None, HTTPStatus.BAD_REQUEST)
+            return
+        self._json(catalog.app_details(int(app_id)))
+
+
+class _SimulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    state: SimulatorState
+
+
+class SimulatorServer:
+    """A running simulator on a real port; use as a context manager or start()/stop()."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = "sim-key") -> None:
+        self._httpd = _SimulatorHTTPServer((host, port), _Handler)
+        self._httpd.state = SimulatorState(api_key)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> SimulatorState:
+        """The live state (tests can read counters directly when in-process)."""
+        return self._httpd.state
+
+    @property
+    def url(self) -> str:
+        """Base URL serving both the Web API and the store API."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> SimulatorServer:
+        """Serve in a daemon thread."""
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="steam-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted."""
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""PostgreSQL: migrations, the batch writer and the library/run repository."""

@@ -1,0 +1,92 @@
+"""Progress events: the latest one in `sync:progress:{id}`, every one on `sync:progress`.
+
+The key and the channel are written in one MULTI, so a reader that subscribes and then
+reads the key never misses the current state. Per-batch updates are throttled; the
+first and the last are always sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from .. import keys
+
+STATUSES = ("queued", "starting", "syncing", "completed", "failed", "cancelled", "retrying")
+
+
+def utc_now_iso() -> str:
+    """Now, as the ISO-8601 UTC string events carry."""
+    return datetime.now(UTC).isoformat()
+
+
+class ProgressPublisher:
+    """Publishes one library's events."""
+
+    def __init__(self, client: redis.Redis, library_id: str, *, ttl_s: int, min_interval_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._library_id = library_id
+        self._ttl_s = ttl_s
+        self._min_interval_s = min_interval_s
+        self._clock = clock
+        self._last_sent: float | None = None
+        self._first_progress_at: tuple[float, int] | None = None
+
+    def publish(self, status: str, *, progress: int = 0, games_processed: int = 0, total_games: int = 0,
+                message: str = "", **extra: Any) -> dict[str, Any]:
+        """Send one event now and return it (extra fields with a None value are left out)."""
+        assert status in STATUSES, status
+        event: dict[str, Any] = {
+            "library_id": self._library_id,
+            "status": status,
+            "progress": progress,
+            "games_processed": games_processed,
+            "total_games": total_games,
+            "message": message,
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+        payload = json.dumps(event, ensure_ascii=False)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(keys.progress_key(self._library_id), payload, ex=self._ttl_s)
+        pipe.publish(keys.PROGRESS_CHANNEL, payload)
+        pipe.execute()
+        self._last_sent = self._clock()
+        return event
+
+    def batch(self, games_processed: int, total_games: int, *, current_game: str | None,
+              started_at: str) -> dict[str, Any] | None:
+        """A throttled `syncing` update; the first and the last (all processed) always go out."""
+        now = self._clock()
+        if self._first_progress_at is None:
+            self._first_progress_at = (now, games_processed)
+        is_last = games_processed >= total_games
+        if (not is_last and self._last_sent is not None
+                and now - self._last_sent < self._min_interval_s):
+            return None
+        return self.publish(
+            "syncing",
+            progress=percent(games_processed, total_games),
+            games_processed=games_processed,
+            total_games=total_games,
+            message=f"Saved {games_processed} of {total_games} games",
+            current_game=current_game,
+            started_at=started_at,
+            eta_seconds=self._eta(now, games_processed, total_games),
+        )
+
+    def _eta(self, now: float, done: int, total: int) -> float | None:
+        assert self._first_progress_at is not None
+        since, done_then = self._first_progress_at
+        rate = (done - done_then) / (now - since) if now > since else 0
+        return round((total - done) / rate, 1) if rate > 0 else None
+
+
+def percent(done: int, total: int) -> int:
+    """Progress 0-100 (a library of zero games is 100 % done)."""
+    return 100 if total <= 0 else min(100, int(done * 100 / total))
