@@ -26,10 +26,18 @@ SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
 
 def sync_library(library_id: str, force: bool = False, sync_type: str = "manual") -> None:
     """Sync one library to completion (`force` only bypasses de-duplication when enqueuing)."""
-    if not isinstance(library_id, str) or not isinstance(force, bool) or sync_type not in SYNC_TYPES:
-        raise MalformedMessage(f"sync_library got library_id={library_id!r:.60}, sync_type={sync_type!r:.20}.")
+    if (
+        not isinstance(library_id, str)
+        or not isinstance(force, bool)
+        or sync_type not in SYNC_TYPES
+    ):
+        raise MalformedMessage(
+            f"sync_library got library_id={library_id!r:.60}, sync_type={sync_type!r:.20}."
+        )
     runtime = get_runtime()
-    engine = SyncEngine(runtime.settings, runtime.redis, runtime.pool, lambda: SteamClient(runtime.settings))
+    engine = SyncEngine(
+        runtime.settings, runtime.redis, runtime.pool, lambda: SteamClient(runtime.settings)
+    )
     try:
         outcome = engine.sync(library_id, sync_type)
     except SyncAlreadyRunning:
@@ -50,11 +58,10 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
     """Bind the actors to `broker` under their stable names."""
     return {
         "sync_library": dramatiq.actor(
-            sync_library,
             broker=broker,
             actor_name="sync_library",
-            queue_name=QUEUE_HIGH,  # manual by default; client routes the others to `default`
+            queue_name=QUEUE_HIGH,  # manual by default; the client routes the others to `default`
             retry_when=should_retry,
             time_limit=SYNC_TIME_LIMIT_MS,
-        ),
+        )(sync_library),
     }

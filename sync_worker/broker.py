@@ -23,7 +23,7 @@ MAINTENANCE_CHANCE = 10  # per mille
 
 def create_broker(redis_url: str) -> RedisBroker:
     """A Redis broker with our queues declared (middleware: Dramatiq's defaults for now)."""
-    broker = RedisBroker(
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
         url=redis_url,
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,

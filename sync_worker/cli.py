@@ -49,10 +49,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     try:
         steam_id = steam.resolve_identity(args.steam_id)
         with runtime.pool.connection() as conn:
-            library_id = libraries.find_library(conn, "steam", steam_id) or libraries.register_library(
+            library_id = libraries.find_library(
                 conn, "steam", steam_id
-            )
-        engine = SyncEngine(runtime.settings, runtime.redis, runtime.pool, lambda: SteamClient(runtime.settings))
+            ) or libraries.register_library(conn, "steam", steam_id)
+        engine = SyncEngine(
+            runtime.settings, runtime.redis, runtime.pool, lambda: SteamClient(runtime.settings)
+        )
         outcome = engine.sync(library_id, "manual")
     except SyncWorkerError as exc:
         return _report_error(args, library_id, exc)
@@ -61,16 +63,26 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def _report_outcome(args: argparse.Namespace, outcome: SyncOutcome) -> None:
-    keys = ("library_id", "status", "total_games", "new_games", "updated_games", "removed_games", "api_calls")
+    keys = (
+        "library_id",
+        "status",
+        "total_games",
+        "new_games",
+        "updated_games",
+        "removed_games",
+        "api_calls",
+    )
     summary = {k: getattr(outcome, k) for k in keys}
     if outcome.error:
         summary["error"] = outcome.error
     if args.json:
         print(json.dumps(summary))
         return
-    print(f"{outcome.status}: {outcome.total_games} games ({outcome.new_games} new, "
-          f"{outcome.updated_games} updated, {outcome.removed_games} removed), "
-          f"{outcome.api_calls} Steam call(s); library {outcome.library_id}")
+    print(
+        f"{outcome.status}: {outcome.total_games} games ({outcome.new_games} new, "
+        f"{outcome.updated_games} updated, {outcome.removed_games} removed), "
+        f"{outcome.api_calls} Steam call(s); library {outcome.library_id}"
+    )
     if outcome.error:
         print(f"  {outcome.error['code']}: {outcome.error['message']}")
 

@@ -42,10 +42,12 @@ def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manu
         raise MalformedMessage(f"sync_type must be one of {', '.join(SYNC_TYPES)}.")
     runtime = get_runtime()
     with runtime.pool.connection() as conn:
-        library = libraries.get_library(conn, library_id)  # UnknownLibrary before anything is queued
+        library = libraries.get_library(
+            conn, library_id
+        )  # UnknownLibrary before anything is queued
         libraries.set_sync_status(conn, str(library.library_id), "queued")
     library_id = str(library.library_id)
-    message = dramatiq.Message(
+    message: dramatiq.Message[None] = dramatiq.Message(
         queue_name=QUEUE_HIGH if sync_type == "manual" else QUEUE_DEFAULT,
         actor_name="sync_library",
         args=(library_id,),
@@ -53,9 +55,9 @@ def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manu
         options={},
     )
     get_broker().enqueue(message)
-    ProgressPublisher(runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0).publish(
-        "queued", message=f"Queued a {sync_type} sync", total_games=library.total_games
-    )
+    ProgressPublisher(
+        runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0
+    ).publish("queued", message=f"Queued a {sync_type} sync", total_games=library.total_games)
     return message.message_id
 
 

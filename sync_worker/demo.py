@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 from pydantic import SecretStr
@@ -58,20 +59,26 @@ def run_demo() -> int:
     urls = servers.acquire()
     servers.ensure_database(urls, DEMO_DATABASE)
     with SimulatorServer(api_key=DEMO_KEY) as simulator:
-        demo_settings = settings.model_copy(update={
-            "database_url": urls.database_url(DEMO_DATABASE),
-            "redis_url": urls.redis_url(DEMO_REDIS_DB),
-            "steam_api_key": SecretStr(DEMO_KEY),
-            "steam_api_base_url": simulator.url,
-            "steam_store_base_url": simulator.url,
-            "log_level": os.environ.get("LOG_LEVEL", "WARNING"),  # the demo prints its own story
-        })
+        demo_settings = settings.model_copy(
+            update={
+                "database_url": urls.database_url(DEMO_DATABASE),
+                "redis_url": urls.redis_url(DEMO_REDIS_DB),
+                "steam_api_key": SecretStr(DEMO_KEY),
+                "steam_api_base_url": simulator.url,
+                "steam_store_base_url": simulator.url,
+                "log_level": os.environ.get(
+                    "LOG_LEVEL", "WARNING"
+                ),  # the demo prints its own story
+            }
+        )
         use_settings(demo_settings)
         configure_logging(demo_settings)
         runtime = Runtime(demo_settings)
         set_runtime(runtime)
         _reset(runtime)
-        print(f"Steam simulator: {simulator.url}   PostgreSQL + Redis: embedded in {settings.sync_worker_home}/")
+        print(
+            f"Steam simulator: {simulator.url}   PostgreSQL + Redis: embedded in {settings.sync_worker_home}/"
+        )
 
         broker = get_broker()
         worker = dramatiq.Worker(broker, worker_threads=2, queues={QUEUE_HIGH, QUEUE_DEFAULT})
@@ -83,12 +90,17 @@ def run_demo() -> int:
 
             regular = LIBRARIES[1]
             games = _owned_app_ids(simulator, regular.steam_id)
-            simulator.state.change_library(regular.steam_id, {
-                "bump_playtime": {str(a): 90 for a in games[:7]},
-                "remove": games[7:10],
-                "add": [1_999_990, 1_999_980],
-            })
-            print(f"\n2) '{regular.label}' played 7 games, lost 3 and bought 2; re-sync all libraries:")
+            simulator.state.change_library(
+                regular.steam_id,
+                {
+                    "bump_playtime": {str(a): 90 for a in games[:7]},
+                    "remove": games[7:10],
+                    "add": [1_999_990, 1_999_980],
+                },
+            )
+            print(
+                f"\n2) '{regular.label}' played 7 games, lost 3 and bought 2; re-sync all libraries:"
+            )
             _sync_all(broker, worker, [(lib, ids[lib.label]) for lib in LIBRARIES])
         finally:
             worker.stop()
@@ -107,7 +119,9 @@ def _reset(runtime: Runtime) -> None:
         migrate(conn)
 
 
-def _sync_all(broker: dramatiq.Broker, worker: dramatiq.Worker, libs: list[tuple[DemoLibrary, str]]) -> None:
+def _sync_all(
+    broker: dramatiq.Broker, worker: dramatiq.Worker, libs: list[tuple[DemoLibrary, str]]
+) -> None:
     started = time.monotonic()
     for lib, library_id in libs:
         client.request_sync(library_id, sync_type=lib.sync_type)
@@ -115,18 +129,22 @@ def _sync_all(broker: dramatiq.Broker, worker: dramatiq.Worker, libs: list[tuple
         broker.join(queue, timeout=300_000)
     worker.join()
     elapsed = time.monotonic() - started
-    print(f"   {'library':<22}{'queue':<9}{'status':<11}{'games':>7}{'new':>7}{'updated':>9}"
-          f"{'removed':>9}{'calls':>7}  note")
+    print(
+        f"   {'library':<22}{'queue':<9}{'status':<11}{'games':>7}{'new':>7}{'updated':>9}"
+        f"{'removed':>9}{'calls':>7}  note"
+    )
     for lib, library_id in libs:
         run = _latest_run(library_id)
         note = (run["error"] or {}).get("code", "")
         queue = QUEUE_HIGH if lib.sync_type == "manual" else QUEUE_DEFAULT
-        print(f"   {lib.label:<22}{queue:<9}{run['status']:<11}{run['total_games']:>7}{run['new_games']:>7}"
-              f"{run['updated_games']:>9}{run['removed_games']:>9}{run['api_calls']:>7}  {note}")
+        print(
+            f"   {lib.label:<22}{queue:<9}{run['status']:<11}{run['total_games']:>7}{run['new_games']:>7}"
+            f"{run['updated_games']:>9}{run['removed_games']:>9}{run['api_calls']:>7}  {note}"
+        )
     print(f"   all done in {elapsed:.1f} s")
 
 
-def _latest_run(library_id: str) -> dict[str, object]:
+def _latest_run(library_id: str) -> dict[str, Any]:
     from psycopg.rows import dict_row
 
     from .runtime import get_runtime

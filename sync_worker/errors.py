@@ -79,6 +79,13 @@ class DatabaseUnavailable(TransientError):
     default_message = "The database is unavailable; the sync will be retried."
 
 
+class RedisUnavailable(TransientError):
+    """Redis could not be reached or dropped the connection."""
+
+    code = "redis_unavailable"
+    default_message = "Redis is unavailable; the sync will be retried."
+
+
 class LockLost(TransientError):
     """Our lease on the library expired mid-sync (another worker may now own it)."""
 

@@ -23,7 +23,11 @@ def resolve_settings(settings: Settings) -> Settings:
     if settings.database_url and settings.redis_url:
         return settings
     if settings.is_production:
-        missing = [n for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url)) if not v]
+        missing = [
+            n
+            for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url))
+            if not v
+        ]
         raise ConfigurationError(f"{' and '.join(missing)} must be set in production.")
     servers = EmbeddedServers(settings.sync_worker_home)
     urls = servers.acquire()

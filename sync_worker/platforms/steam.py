@@ -72,13 +72,16 @@ class SteamClient:
     def fetch_owned_games(self, platform_user_id: str) -> list[OwnedGame]:
         """Every owned game (free ones included), normalised, deduplicated, ordered by app id."""
         steam_id = validate_steam_id(platform_user_id)
-        body = self._get("/IPlayerService/GetOwnedGames/v1/", {
-            "steamid": steam_id,
-            "include_appinfo": 1,
-            "include_played_free_games": 1,
-            "skip_unvetted_apps": 0,  # unvetted apps are still owned: users miss them otherwise
-            "format": "json",
-        })
+        body = self._get(
+            "/IPlayerService/GetOwnedGames/v1/",
+            {
+                "steamid": steam_id,
+                "include_appinfo": 1,
+                "include_played_free_games": 1,
+                "skip_unvetted_apps": 0,  # unvetted apps are still owned: users miss them otherwise
+                "format": "json",
+            },
+        )
         response = body.get("response")
         if not isinstance(response, dict):
             raise SteamBadResponse("Steam's owned-games answer had no 'response' object.")
@@ -110,7 +113,9 @@ class SteamClient:
 
     def display_name(self, steam_id: str) -> str | None:
         """The profile's persona name, or None when Steam does not return the player."""
-        body = self._get("/ISteamUser/GetPlayerSummaries/v2/", {"steamids": validate_steam_id(steam_id)})
+        body = self._get(
+            "/ISteamUser/GetPlayerSummaries/v2/", {"steamids": validate_steam_id(steam_id)}
+        )
         players = (body.get("response") or {}).get("players") or []
         return str(players[0].get("personaname")) if players else None
 
@@ -123,16 +128,7 @@ class SteamClient:
             self._gate.acquire(WEBAPI_BUCKET)
         self._calls += 1
         endpoint = path.strip("/").split("/")[1]
-        try:
-            response = _session().get(
-                self._base + path,
-                params={**params, "key": self._key.get_secret_value()},
-                timeout=self._timeout,
-            )
-        except requests.Timeout:
-            raise SteamTimeout(f"Steam did not answer {endpoint} in time.") from None
-        except requests.RequestException as exc:
-            raise SteamUnavailable(f"Could not reach Steam for {endpoint} ({type(exc).__name__}).") from None
+        response = self._send(path, {**params, "key": self._key.get_secret_value()}, endpoint)
         _raise_for_status(response, endpoint)
         try:
             body = response.json()
@@ -141,6 +137,19 @@ class SteamClient:
         if not isinstance(body, dict):
             raise SteamBadResponse(f"Steam's {endpoint} answer was not a JSON object.")
         return body
+
+    def _send(self, path: str, params: dict[str, Any], endpoint: str) -> requests.Response:
+        error: SteamTimeout | SteamUnavailable
+        try:
+            return _session().get(self._base + path, params=params, timeout=self._timeout)
+        except requests.Timeout:
+            error = SteamTimeout(f"Steam did not answer {endpoint} in time.")
+        except requests.RequestException as exc:
+            error = SteamUnavailable(
+                f"Could not reach Steam for {endpoint} ({type(exc).__name__})."
+            )
+        # Raised outside the except block: no __context__ chain holding the URL (and key).
+        raise error
 
 
 def _raise_for_status(response: requests.Response, endpoint: str) -> None:
@@ -178,7 +187,9 @@ def normalise_game(raw: Any) -> OwnedGame | None:
         playtime_minutes=_int(raw.get("playtime_forever")),
         playtime_2weeks_minutes=_int(raw.get("playtime_2weeks")),
         last_played_at=(
-            datetime.fromtimestamp(last_played, tz=UTC) if last_played >= EARLIEST_REAL_PLAY else None
+            datetime.fromtimestamp(last_played, tz=UTC)
+            if last_played >= EARLIEST_REAL_PLAY
+            else None
         ),
         raw_data=raw,
     )

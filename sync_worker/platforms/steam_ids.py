@@ -42,4 +42,6 @@ def parse_identity(text: str) -> SteamIdentity:
         return SteamIdentity(vanity=url["value"])
     if _VANITY.fullmatch(text):
         return SteamIdentity(vanity=text)
-    raise InvalidSteamId(f"{text[:40]!r} is not a SteamID64, a Steam profile URL or a custom URL name.")
+    raise InvalidSteamId(
+        f"{text[:40]!r} is not a SteamID64, a Steam profile URL or a custom URL name."
+    )

@@ -12,10 +12,42 @@ CATALOG_SIZE = 200_000  # distinct app ids libraries draw from, so libraries ove
 _STRIDE = 7_919  # prime, coprime with CATALOG_SIZE: index -> app id is a bijection
 NOW = 1_764_000_000  # a fixed "now" (Nov 2025) keeps generated data stable
 
-_ADJECTIVES = ["Ancient", "Broken", "Crimson", "Distant", "Electric", "Frozen", "Hidden", "Iron",
-               "Lost", "Neon", "Quiet", "Silent", "Wild", "Último", "Café", "Κρυφός"]
-_NOUNS = ["Kingdom", "Signal", "Garden", "Protocol", "Harbor", "Circuit", "Legend", "Frontier",
-          "Dungeon", "Orbit", "Meadow", "Requiem", "Tower", "ドラゴン", "Straße", "Звезда"]
+_ADJECTIVES = [
+    "Ancient",
+    "Broken",
+    "Crimson",
+    "Distant",
+    "Electric",
+    "Frozen",
+    "Hidden",
+    "Iron",
+    "Lost",
+    "Neon",
+    "Quiet",
+    "Silent",
+    "Wild",
+    "Último",
+    "Café",
+    "Κρυφός",
+]
+_NOUNS = [
+    "Kingdom",
+    "Signal",
+    "Garden",
+    "Protocol",
+    "Harbor",
+    "Circuit",
+    "Legend",
+    "Frontier",
+    "Dungeon",
+    "Orbit",
+    "Meadow",
+    "Requiem",
+    "Tower",
+    "ドラゴン",
+    "Straße",
+    "Звезда",
+]
 
 
 def app_id_at(index: int, seed: int) -> int:
@@ -47,47 +79,59 @@ def is_free_game(app_id: int) -> bool:
     return app_id % 13 == 0
 
 
-def owned_game(profile: SimulatedProfile, app_id: int, *, include_appinfo: bool,
-               playtime_bonus: int = 0) -> dict[str, Any]:
-    """One entry of GetOwnedGames for this profile, in Steam's current (or legacy) shape."""
+def owned_game(
+    profile: SimulatedProfile, app_id: int, *, include_appinfo: bool, playtime_bonus: int = 0
+) -> dict[str, Any]:
+    """One entry of GetOwnedGames for this profile, in Steam's current (or legacy) shape.
+
+    Every random draw happens unconditionally, in a fixed order, so a playtime bonus
+    changes only what it should: the game's minutes, recent minutes and last-played time.
+    """
     rng = _rng("own", profile.seed, app_id)
-    played = rng.random() < 0.7 or playtime_bonus > 0
-    playtime = (rng.randint(1, 30_000) if played else 0) + playtime_bonus
+    base_played, base_minutes = rng.random() < 0.7, rng.randint(1, 30_000)
+    recent, recent_minutes = rng.random() < 0.1, rng.randint(1, 1_200)
+    has_stats, legacy_logo, descriptors = (
+        rng.random() < 0.6,
+        rng.random() < 0.05,
+        rng.random() < 0.1,
+    )
+    windows_share, linux_share = rng.random(), rng.random()
+    ancient, last_played = rng.random() < 0.05, rng.randint(1_262_304_000, NOW)  # 2010 .. now
+
+    playtime = (base_minutes if base_played else 0) + playtime_bonus
     game: dict[str, Any] = {"appid": app_id}
     if include_appinfo:
         game["name"] = game_name(app_id)
         game["img_icon_url"] = icon_hash(app_id)
-        if rng.random() < 0.05:  # a few old-format entries still carry the retired logo hash
+        if legacy_logo:  # a few old-format entries still carry the retired logo hash
             game["img_logo_url"] = hashlib.sha1(f"logo{app_id}".encode()).hexdigest()  # noqa: S324
     game["playtime_forever"] = playtime
     if playtime_bonus > 0:
         game["playtime_2weeks"] = playtime_bonus
-    elif played and rng.random() < 0.1:
-        game["playtime_2weeks"] = rng.randint(1, min(playtime, 1_200))
-    if rng.random() < 0.6:  # optional booleans are omitted rather than false
+    elif base_played and recent:
+        game["playtime_2weeks"] = min(recent_minutes, playtime)
+    if has_stats:  # optional booleans are omitted rather than false
         game["has_community_visible_stats"] = True
-    windows = playtime - rng.randint(0, playtime // 4) if playtime else 0
-    game.update({
-        "playtime_windows_forever": windows,
-        "playtime_mac_forever": 0,
-        "playtime_linux_forever": rng.randint(0, playtime - windows) if playtime > windows else 0,
-        "playtime_deck_forever": 0,
-        "rtime_last_played": _last_played(rng, played, playtime_bonus),
-        "playtime_disconnected": 0,
-    })
-    if rng.random() < 0.1:
+    windows = int(playtime * (0.75 + windows_share / 4))
+    if playtime_bonus > 0:
+        last_played = NOW
+    elif not base_played:
+        last_played = 0
+    elif ancient:  # very old games report dates in 1970
+        last_played = last_played % (86_400 * 365)
+    game.update(
+        {
+            "playtime_windows_forever": windows,
+            "playtime_mac_forever": 0,
+            "playtime_linux_forever": int((playtime - windows) * linux_share),
+            "playtime_deck_forever": 0,
+            "rtime_last_played": last_played,
+            "playtime_disconnected": 0,
+        }
+    )
+    if descriptors:
         game["content_descriptorids"] = [2, 5]
     return game
-
-
-def _last_played(rng: random.Random, played: bool, playtime_bonus: int) -> int:
-    if playtime_bonus > 0:
-        return NOW
-    if not played:
-        return 0
-    if rng.random() < 0.05:  # very old games report dates in 1970
-        return rng.randint(1, 86_400 * 365)
-    return rng.randint(1_262_304_000, NOW)  # 2010 .. now
 
 
 def app_details(app_id: int) -> dict[str, Any]:
@@ -109,16 +153,28 @@ def app_details(app_id: int) -> dict[str, Any]:
         "publishers": [f"Publisher {rng.randint(1, 80)}"],
         "platforms": {"windows": True, "mac": rng.random() < 0.3, "linux": rng.random() < 0.2},
         "categories": [{"id": 2, "description": "Single-player"}],
-        "genres": [{"id": str(rng.randint(1, 30)), "description": rng.choice(["Action", "RPG", "Indie"])}],
-        "release_date": {"coming_soon": False, "date": f"{rng.randint(1, 28)} Jul, {rng.randint(2004, 2025)}"},
-        "pc_requirements": {"minimum": "<strong>OS:</strong> Windows 10"} if rng.random() < 0.5 else [],
+        "genres": [
+            {"id": str(rng.randint(1, 30)), "description": rng.choice(["Action", "RPG", "Indie"])}
+        ],
+        "release_date": {
+            "coming_soon": False,
+            "date": f"{rng.randint(1, 28)} Jul, {rng.randint(2004, 2025)}",
+        },
+        "pc_requirements": {"minimum": "<strong>OS:</strong> Windows 10"}
+        if rng.random() < 0.5
+        else [],
         "mac_requirements": [],
         "linux_requirements": [],
     }
     if not free:
         cents = rng.choice([499, 999, 1999, 5999])
-        data["price_overview"] = {"currency": "USD", "initial": cents, "final": cents,
-                                  "discount_percent": 0, "final_formatted": f"${cents / 100:.2f}"}
+        data["price_overview"] = {
+            "currency": "USD",
+            "initial": cents,
+            "final": cents,
+            "discount_percent": 0,
+            "final_formatted": f"${cents / 100:.2f}",
+        }
     if rng.random() < 0.3:
         data["metacritic"] = {"score": rng.randint(40, 97), "url": "https://www.metacritic.com/"}
     if is_dlc:

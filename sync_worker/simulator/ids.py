@@ -45,7 +45,11 @@ def parse_profile(steam_id: str) -> SimulatedProfile | None:
         return None
     tail = steam_id[7:]
     kind_digit = int(tail[4])
-    kind = ProfileKind(kind_digit) if kind_digit in {k.value for k in ProfileKind} else ProfileKind.PUBLIC
+    kind = (
+        ProfileKind(kind_digit)
+        if kind_digit in {k.value for k in ProfileKind}
+        else ProfileKind.PUBLIC
+    )
     return SimulatedProfile(
         steam_id=steam_id,
         seed=int(tail[1:4]),

@@ -31,7 +31,9 @@ FORBIDDEN_HTML = (
     "<html><head><title>Forbidden</title></head><body><h1>Forbidden</h1>Access is denied. "
     "Retrying will not help. Please verify your <pre>key=</pre> parameter.</body></html>"
 )
-TOO_MANY_HTML = "<html><head><title>429 Too Many Requests</title></head><body>Too Many Requests</body></html>"
+TOO_MANY_HTML = (
+    "<html><head><title>429 Too Many Requests</title></head><body>Too Many Requests</body></html>"
+)
 ERROR_HTML = "<html><head><title>Internal Server Error</title></head><body>Internal Server Error</body></html>"
 
 
@@ -105,8 +107,9 @@ class SimulatorState:
                     return fault
         return None
 
-    def owned_games(self, profile: SimulatedProfile, *, include_appinfo: bool,
-                    include_free: bool) -> list[dict[str, Any]]:
+    def owned_games(
+        self, profile: SimulatedProfile, *, include_appinfo: bool, include_free: bool
+    ) -> list[dict[str, Any]]:
         """The profile's library as GetOwnedGames lists it, changes applied, in Steam's unsorted order."""
         with self.lock:
             changes = self.changes.get(profile.steam_id, LibraryChanges())
@@ -116,15 +119,21 @@ class SimulatorState:
         if not include_free:
             ids = [a for a in ids if not catalog.is_free_game(a)]
         random.Random(profile.steam_id).shuffle(ids)
-        return [catalog.owned_game(profile, a, include_appinfo=include_appinfo,
-                                   playtime_bonus=bonus.get(a, 0)) for a in ids]
+        return [
+            catalog.owned_game(
+                profile, a, include_appinfo=include_appinfo, playtime_bonus=bonus.get(a, 0)
+            )
+            for a in ids
+        ]
 
     def change_library(self, steam_id: str, body: dict[str, Any]) -> None:
         """Apply an admin change to one library."""
         with self.lock:
             changes = self.changes.setdefault(steam_id, LibraryChanges())
             for app_id, minutes in body.get("bump_playtime", {}).items():
-                changes.playtime_bonus[int(app_id)] = changes.playtime_bonus.get(int(app_id), 0) + int(minutes)
+                changes.playtime_bonus[int(app_id)] = changes.playtime_bonus.get(
+                    int(app_id), 0
+                ) + int(minutes)
             for app_id in body.get("remove", []):
                 changes.removed.add(int(app_id))
                 if int(app_id) in changes.added:
@@ -139,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like Steam, so sessions reuse connections
     server: _SimulatorHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Silence per-request logs (they would echo the key in the query string)."""
 
     # -- plumbing ---------------------------------------------------------------
@@ -163,7 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- dispatch ---------------------------------------------------------------
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         """Serve Steam's endpoints and the admin stats."""
         url = urlsplit(self.path)
         path = url.path.rstrip("/").replace("v0001", "v1").replace("v0002", "v2")
@@ -171,8 +180,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_sim/stats":
             state = self.server.state
             with state.lock:
-                self._json({"calls": dict(state.calls), "total": sum(state.calls.values()),
-                            "rejected_429": state.rejected_429})
+                self._json(
+                    {
+                        "calls": dict(state.calls),
+                        "total": sum(state.calls.values()),
+                        "rejected_429": state.rejected_429,
+                    }
+                )
             return
         routes = {
             "/IPlayerService/GetOwnedGames/v1": self._owned_games,
@@ -193,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route(query)
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         """The admin API."""
         state = self.server.state
         path = urlsplit(self.path).path.rstrip("/")
@@ -207,7 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
                 state.faults.append(Fault(**body))
         elif path == "/_sim/rate-limit":
             with state.lock:
-                state.rate_limit = (int(body["calls"]), float(body["window_s"])) if body.get("calls") else None
+                state.rate_limit = (
+                    (int(body["calls"]), float(body["window_s"])) if body.get("calls") else None
+                )
                 state.recent_calls.clear()
         else:
             self._send(404, '{"error": "unknown admin path"}')
@@ -239,7 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _profile(self, steam_id: str | None) -> SimulatedProfile | None:
         if steam_id is None:
-            self._send(400, "<html><body>Required parameter 'steamid' is missing</body></html>", "text/html")
+            self._send(
+                400,
+                "<html><body>Required parameter 'steamid' is missing</body></html>",
+                "text/html",
+            )
             return None
         profile = parse_profile(steam_id)
         if profile is None:  # Steam answers an invalid id with a bare 500
@@ -269,14 +289,16 @@ class _Handler(BaseHTTPRequestHandler):
             profile = parse_profile(steam_id.strip())
             if profile is None:
                 continue
-            players.append({
-                "steamid": profile.steam_id,
-                "communityvisibilitystate": 1 if profile.kind is ProfileKind.PRIVATE else 3,
-                "profilestate": 1,
-                "personaname": f"Player {profile.steam_id[-6:]}",
-                "profileurl": f"https://steamcommunity.com/profiles/{profile.steam_id}/",
-                "avatar": "https://avatars.example/a.jpg",
-            })
+            players.append(
+                {
+                    "steamid": profile.steam_id,
+                    "communityvisibilitystate": 1 if profile.kind is ProfileKind.PRIVATE else 3,
+                    "profilestate": 1,
+                    "personaname": f"Player {profile.steam_id[-6:]}",
+                    "profileurl": f"https://steamcommunity.com/profiles/{profile.steam_id}/",
+                    "avatar": "https://avatars.example/a.jpg",
+                }
+            )
         self._json({"response": {"players": players}})
 
     def _resolve_vanity(self, query: dict[str, str]) -> None:
@@ -321,7 +343,9 @@ class SimulatorServer:
 
     def start(self) -> SimulatorServer:
         """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="steam-simulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="steam-simulator", daemon=True
+        )
         self._thread.start()
         return self
 

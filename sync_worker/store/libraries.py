@@ -40,8 +40,9 @@ class RunTotals:
     api_calls: int = 0
 
 
-def register_library(conn: Connection[Any], platform: str, platform_user_id: str,
-                     display_name: str | None = None) -> str:
+def register_library(
+    conn: Connection[Any], platform: str, platform_user_id: str, display_name: str | None = None
+) -> str:
     """Create the library for this account, or return the existing one's id."""
     row = conn.execute(
         """
@@ -53,6 +54,7 @@ def register_library(conn: Connection[Any], platform: str, platform_user_id: str
         """,
         (platform, platform_user_id, display_name),
     ).fetchone()
+    assert row is not None  # RETURNING always yields the row
     return str(row[0])
 
 
@@ -96,6 +98,7 @@ def start_run(conn: Connection[Any], library_id: str, sync_type: str) -> str:
         "INSERT INTO sync_runs (library_id, sync_type, status) VALUES (%s, %s, 'running') RETURNING run_id",
         (library_id, sync_type),
     ).fetchone()
+    assert row is not None
     return str(row[0])
 
 
@@ -108,8 +111,14 @@ def resume_run(conn: Connection[Any], run_id: str) -> None:
     )
 
 
-def finish_run(conn: Connection[Any], library_id: str, run_id: str, status: str, totals: RunTotals,
-               error: dict[str, Any] | None = None) -> None:
+def finish_run(
+    conn: Connection[Any],
+    library_id: str,
+    run_id: str,
+    status: str,
+    totals: RunTotals,
+    error: dict[str, Any] | None = None,
+) -> None:
     """Record a run's outcome on both its sync_runs row and its library row."""
     conn.execute(
         """
@@ -118,9 +127,16 @@ def finish_run(conn: Connection[Any], library_id: str, run_id: str, status: str,
             removed_games = %(removed)s, api_calls = %(calls)s
         WHERE run_id = %(run_id)s
         """,
-        {"status": status, "error": Jsonb(error) if error else None, "total": totals.total_games,
-         "new": totals.new_games, "updated": totals.updated_games, "removed": totals.removed_games,
-         "calls": totals.api_calls, "run_id": run_id},
+        {
+            "status": status,
+            "error": Jsonb(error) if error else None,
+            "total": totals.total_games,
+            "new": totals.new_games,
+            "updated": totals.updated_games,
+            "removed": totals.removed_games,
+            "calls": totals.api_calls,
+            "run_id": run_id,
+        },
     )
     succeeded = status == "completed"
     conn.execute(
@@ -132,6 +148,11 @@ def finish_run(conn: Connection[Any], library_id: str, run_id: str, status: str,
             updated_at = now()
         WHERE library_id = %(library_id)s
         """,
-        {"status": status, "error": Jsonb(error) if error else None, "succeeded": succeeded,
-         "total": totals.total_games, "library_id": library_id},
+        {
+            "status": status,
+            "error": Jsonb(error) if error else None,
+            "succeeded": succeeded,
+            "total": totals.total_games,
+            "library_id": library_id,
+        },
     )

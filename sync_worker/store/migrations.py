@@ -13,7 +13,7 @@ _ADVISORY_LOCK_ID = 0x5C_1A_0001
 def available_migrations() -> list[tuple[str, str]]:
     """(version, sql) pairs shipped in the package, in application order."""
     folder = resources.files("sync_worker.store") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 

@@ -90,8 +90,9 @@ class BatchCounts:
     unchanged: int
 
 
-def write_batch(conn: Connection[object], library_id: str, platform: str,
-                games: Sequence[OwnedGame]) -> BatchCounts:
+def write_batch(
+    conn: Connection[object], library_id: str, platform: str, games: Sequence[OwnedGame]
+) -> BatchCounts:
     """Upsert one batch of owned games in the caller's transaction; return exact counts."""
     unique = list({g.platform_game_id: g for g in games}.values())
     conn.execute(_CREATE_STAGING)
@@ -100,8 +101,17 @@ def write_batch(conn: Connection[object], library_id: str, platform: str,
         with cur.copy(_COPY) as copy:
             copy.set_types(_STAGING_TYPES)
             for g in unique:
-                copy.write_row((g.platform_game_id, g.title, g.icon_url, g.playtime_minutes,
-                                g.playtime_2weeks_minutes, g.last_played_at, Jsonb(g.raw_data)))
+                copy.write_row(
+                    (
+                        g.platform_game_id,
+                        g.title,
+                        g.icon_url,
+                        g.playtime_minutes,
+                        g.playtime_2weeks_minutes,
+                        g.last_played_at,
+                        Jsonb(g.raw_data),
+                    )
+                )
         cur.execute(_UPSERT_CATALOG, {"platform": platform})
         cur.execute(_UPSERT_OWNERSHIP, {"library_id": library_id, "platform": platform})
         row = cur.fetchone()
@@ -110,7 +120,11 @@ def write_batch(conn: Connection[object], library_id: str, platform: str,
     return BatchCounts(new=new, updated=updated, unchanged=len(unique) - new - updated)
 
 
-def mark_removed(conn: Connection[object], library_id: str, platform: str, owned_ids: Sequence[str]) -> int:
+def mark_removed(
+    conn: Connection[object], library_id: str, platform: str, owned_ids: Sequence[str]
+) -> int:
     """Stamp `removed_at` on the library's games that are no longer owned; return how many."""
-    cur = conn.execute(_MARK_REMOVED, {"library_id": library_id, "platform": platform, "owned": list(owned_ids)})
+    cur = conn.execute(
+        _MARK_REMOVED, {"library_id": library_id, "platform": platform, "owned": list(owned_ids)}
+    )
     return cur.rowcount

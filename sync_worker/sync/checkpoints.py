@@ -48,7 +48,9 @@ class CheckpointStore:
 
     def save(self, library_id: str, checkpoint: Checkpoint) -> None:
         """Persist the checkpoint (refreshing its TTL)."""
-        self._client.set(keys.checkpoint_key(library_id), json.dumps(asdict(checkpoint)), ex=self._ttl_s)
+        self._client.set(
+            keys.checkpoint_key(library_id), json.dumps(asdict(checkpoint)), ex=self._ttl_s
+        )
 
     def clear(self, library_id: str) -> None:
         """Forget the checkpoint: the run ended."""

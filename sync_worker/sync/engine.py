@@ -8,6 +8,7 @@ checkpoint at the last committed batch; the rerun continues the same `sync_runs`
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,7 +19,14 @@ import structlog
 from psycopg_pool import ConnectionPool
 
 from .. import keys
-from ..errors import DatabaseUnavailable, PrivateProfile, SyncAlreadyRunning, SyncWorkerError, TransientError
+from ..errors import (
+    DatabaseUnavailable,
+    PrivateProfile,
+    RedisUnavailable,
+    SyncAlreadyRunning,
+    SyncWorkerError,
+    TransientError,
+)
 from ..platforms import OwnedGame, PlatformAdapter
 from ..settings import Settings
 from ..store import libraries, writer
@@ -53,9 +61,15 @@ class SyncOutcome:
 class SyncEngine:
     """Syncs libraries with the given connections and platform adapter factory."""
 
-    def __init__(self, settings: Settings, client: redis.Redis, pool: ConnectionPool,
-                 adapter_factory: Callable[[], PlatformAdapter], *,
-                 after_batch: AfterBatch | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        pool: ConnectionPool,
+        adapter_factory: Callable[[], PlatformAdapter],
+        *,
+        after_batch: AfterBatch | None = None,
+    ) -> None:
         self._settings = settings
         self._redis = client
         self._pool = pool
@@ -65,6 +79,12 @@ class SyncEngine:
 
     def sync(self, library_id: str, sync_type: str = "manual") -> SyncOutcome:
         """Sync one library to completion; raises SyncWorkerError subclasses after recording them."""
+        try:
+            return self._sync(library_id, sync_type)
+        except INFRASTRUCTURE_ERRORS as exc:  # before the run could record anything
+            raise infrastructure_error(exc) from None
+
+    def _sync(self, library_id: str, sync_type: str) -> SyncOutcome:
         with self._pool.connection() as conn:
             library = libraries.get_library(conn, library_id)
         library_id = str(library.library_id)
@@ -74,20 +94,25 @@ class SyncEngine:
         try:
             return _Run(self, library, sync_type, lock).execute()
         finally:
-            lock.release()
+            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):  # an unreleased lease expires anyway
+                lock.release()
 
 
 class _Run:
     """One attempt at one library, holding its lease."""
 
-    def __init__(self, engine: SyncEngine, library: libraries.Library, sync_type: str, lock: LeaseLock) -> None:
+    def __init__(
+        self, engine: SyncEngine, library: libraries.Library, sync_type: str, lock: LeaseLock
+    ) -> None:
         self.engine = engine
         self.settings = engine._settings
         self.library = library
         self.library_id = str(library.library_id)
         self.lock = lock
         self.progress = ProgressPublisher(
-            engine._redis, self.library_id, ttl_s=self.settings.progress_ttl_s,
+            engine._redis,
+            self.library_id,
+            ttl_s=self.settings.progress_ttl_s,
             min_interval_s=self.settings.progress_min_interval_s,
         )
         self.checkpoint = self._load_or_start(sync_type)
@@ -98,7 +123,9 @@ class _Run:
         with self.engine._pool.connection() as conn, conn.transaction():
             if checkpoint is None:
                 run_id = libraries.start_run(conn, self.library_id, sync_type)
-                checkpoint = Checkpoint(run_id=run_id, sync_type=sync_type, started_at=utc_now_iso())
+                checkpoint = Checkpoint(
+                    run_id=run_id, sync_type=sync_type, started_at=utc_now_iso()
+                )
             else:
                 libraries.resume_run(conn, checkpoint.run_id)
             libraries.set_sync_status(conn, self.library_id, "syncing")
@@ -108,9 +135,12 @@ class _Run:
     def execute(self) -> SyncOutcome:
         resumed = self.checkpoint.batches > 0
         self.log.info("sync.started", resumed=resumed, resume_after=self.checkpoint.last_game_id)
-        self.progress.publish("starting", message="Fetching the game list from Steam",
-                              games_processed=self.checkpoint.games_processed,
-                              started_at=self.checkpoint.started_at)
+        self.progress.publish(
+            "starting",
+            message="Fetching the game list from Steam",
+            games_processed=self.checkpoint.games_processed,
+            started_at=self.checkpoint.started_at,
+        )
         try:
             games = self._fetch()
             self.lock.renew()  # a huge fetch may take a while: make sure the lease is still ours
@@ -121,10 +151,10 @@ class _Run:
         except SyncWorkerError as exc:
             self._end("failed", exc)
             raise
-        except psycopg.OperationalError:
-            error = DatabaseUnavailable()
-            self._end("failed", error)
-            raise error from None
+        except INFRASTRUCTURE_ERRORS as exc:
+            error = infrastructure_error(exc)
+        self._end("failed", error)
+        raise error
 
     def _fetch(self) -> list[OwnedGame]:
         adapter = self.engine._adapter_factory()
@@ -147,8 +177,9 @@ class _Run:
             cp.updated_games += counts.updated
             cp.batches += 1
             self.engine._checkpoints.save(self.library_id, cp)
-            self.progress.batch(cp.games_processed, total, current_game=batch[-1].title,
-                                started_at=cp.started_at)
+            self.progress.batch(
+                cp.games_processed, total, current_game=batch[-1].title, started_at=cp.started_at
+            )
             if self.engine._after_batch is not None:
                 self.engine._after_batch(self.library_id, cp.batches)
             self.lock.renew()
@@ -158,7 +189,9 @@ class _Run:
         owned_ids = [g.platform_game_id for g in games]
         with self.engine._pool.connection() as conn, conn.transaction():
             if games:
-                removed = writer.mark_removed(conn, self.library_id, self.library.platform, owned_ids)
+                removed = writer.mark_removed(
+                    conn, self.library_id, self.library.platform, owned_ids
+                )
             else:
                 # An empty list for a library we hold games for is more likely a Steam hiccup
                 # than a user who lost everything: keep the games (see docs/behaviour.md).
@@ -167,10 +200,14 @@ class _Run:
             libraries.finish_run(conn, self.library_id, cp.run_id, "completed", totals)
         self.engine._checkpoints.clear(self.library_id)
         self.progress.publish(
-            "completed", progress=100, games_processed=len(games), total_games=len(games),
+            "completed",
+            progress=100,
+            games_processed=len(games),
+            total_games=len(games),
             message=f"Synced {len(games)} games: {cp.new_games} new, {cp.updated_games} updated, "
-                    f"{removed} removed",
-            started_at=cp.started_at, completed_at=utc_now_iso(),
+            f"{removed} removed",
+            started_at=cp.started_at,
+            completed_at=utc_now_iso(),
         )
         self.log.info("sync.completed", **asdict(totals))
         return self._outcome("completed", totals)
@@ -179,18 +216,24 @@ class _Run:
         """Record a failed or private outcome; stored games stay exactly as they were."""
         cp = self.checkpoint
         totals = self._totals(cp.games_processed, 0)
-        if not isinstance(error, TransientError):
-            self.engine._checkpoints.clear(self.library_id)  # nothing to resume: retrying cannot help
-        try:
+        # Best effort: when the database or Redis is what failed, recording may fail too.
+        with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+            if not isinstance(error, TransientError):
+                self.engine._checkpoints.clear(self.library_id)  # nothing to resume
             with self.engine._pool.connection() as conn, conn.transaction():
-                libraries.finish_run(conn, self.library_id, cp.run_id, status, totals, error.to_dict())
-        except psycopg.OperationalError:
-            self.log.warning("sync.outcome_not_recorded", reason="database unavailable")
-        self.progress.publish(
-            "failed", progress=0, games_processed=cp.games_processed, total_games=self.library.total_games,
-            message=error.message, error=error.to_dict(), started_at=cp.started_at,
-            completed_at=utc_now_iso(),
-        )
+                libraries.finish_run(
+                    conn, self.library_id, cp.run_id, status, totals, error.to_dict()
+                )
+        with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+            self.progress.publish(
+                "failed",
+                games_processed=cp.games_processed,
+                total_games=self.library.total_games,
+                message=error.message,
+                error=error.to_dict(),
+                started_at=cp.started_at,
+                completed_at=utc_now_iso(),
+            )
         # A private profile is the user's choice, not our failure: info, not warning.
         level = self.log.info if status == "private" else self.log.warning
         level("sync.ended", status=status, error_code=error.code, reason=error.message)
@@ -198,16 +241,34 @@ class _Run:
 
     def _totals(self, total_games: int, removed: int) -> libraries.RunTotals:
         cp = self.checkpoint
-        return libraries.RunTotals(total_games=total_games, new_games=cp.new_games, updated_games=cp.updated_games,
-                                   removed_games=removed, api_calls=cp.api_calls)
+        return libraries.RunTotals(
+            total_games=total_games,
+            new_games=cp.new_games,
+            updated_games=cp.updated_games,
+            removed_games=removed,
+            api_calls=cp.api_calls,
+        )
 
-    def _outcome(self, status: str, totals: libraries.RunTotals,
-                 error: dict[str, Any] | None = None) -> SyncOutcome:
-        return SyncOutcome(library_id=self.library_id, run_id=self.checkpoint.run_id, status=status,
-                           error=error, **asdict(totals))
+    def _outcome(
+        self, status: str, totals: libraries.RunTotals, error: dict[str, Any] | None = None
+    ) -> SyncOutcome:
+        return SyncOutcome(
+            library_id=self.library_id,
+            run_id=self.checkpoint.run_id,
+            status=status,
+            error=error,
+            **asdict(totals),
+        )
+
+
+INFRASTRUCTURE_ERRORS = (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError)
+
+
+def infrastructure_error(exc: BaseException) -> TransientError:
+    """Our transient error for a lost database or Redis connection."""
+    return DatabaseUnavailable() if isinstance(exc, psycopg.Error) else RedisUnavailable()
 
 
 def _chunks(items: Sequence[OwnedGame], size: int) -> Iterator[Sequence[OwnedGame]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
-
+        yield items[start : start + size]

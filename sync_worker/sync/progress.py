@@ -28,8 +28,15 @@ def utc_now_iso() -> str:
 class ProgressPublisher:
     """Publishes one library's events."""
 
-    def __init__(self, client: redis.Redis, library_id: str, *, ttl_s: int, min_interval_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        library_id: str,
+        *,
+        ttl_s: int,
+        min_interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._library_id = library_id
         self._ttl_s = ttl_s
@@ -38,8 +45,16 @@ class ProgressPublisher:
         self._last_sent: float | None = None
         self._first_progress_at: tuple[float, int] | None = None
 
-    def publish(self, status: str, *, progress: int = 0, games_processed: int = 0, total_games: int = 0,
-                message: str = "", **extra: Any) -> dict[str, Any]:
+    def publish(
+        self,
+        status: str,
+        *,
+        progress: int = 0,
+        games_processed: int = 0,
+        total_games: int = 0,
+        message: str = "",
+        **extra: Any,
+    ) -> dict[str, Any]:
         """Send one event now and return it (extra fields with a None value are left out)."""
         assert status in STATUSES, status
         event: dict[str, Any] = {
@@ -59,15 +74,19 @@ class ProgressPublisher:
         self._last_sent = self._clock()
         return event
 
-    def batch(self, games_processed: int, total_games: int, *, current_game: str | None,
-              started_at: str) -> dict[str, Any] | None:
+    def batch(
+        self, games_processed: int, total_games: int, *, current_game: str | None, started_at: str
+    ) -> dict[str, Any] | None:
         """A throttled `syncing` update; the first and the last (all processed) always go out."""
         now = self._clock()
         if self._first_progress_at is None:
             self._first_progress_at = (now, games_processed)
         is_last = games_processed >= total_games
-        if (not is_last and self._last_sent is not None
-                and now - self._last_sent < self._min_interval_s):
+        if (
+            not is_last
+            and self._last_sent is not None
+            and now - self._last_sent < self._min_interval_s
+        ):
             return None
         return self.publish(
             "syncing",

@@ -1,0 +1,173 @@
+"""Shared fixtures: real PostgreSQL, real Redis, the simulator on a real port.
+
+Servers: TEST_DATABASE_URL / TEST_REDIS_URL when set, else the embedded ones (database
+`sync_worker_test`, Redis db 1, so a developer's own data is never touched). Every test
+starts from empty tables, an empty Redis database and a fresh simulator.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from pydantic import SecretStr
+
+from sync_worker.local import EmbeddedServers
+from sync_worker.platforms.steam import SteamClient
+from sync_worker.runtime import Runtime, set_runtime
+from sync_worker.settings import Settings, use_settings
+from sync_worker.simulator import SimulatorServer
+from sync_worker.store import libraries
+from sync_worker.store.migrations import migrate
+from sync_worker.sync.engine import AfterBatch, SyncEngine
+
+TEST_KEY = "test-key-5EC12E7-do-not-log"
+TEST_DATABASE = "sync_worker_test"
+TEST_REDIS_DB = 1
+
+
+@pytest.fixture(scope="session")
+def server_urls() -> tuple[str, str]:
+    """(database_url, redis_url) of the servers the tests use."""
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("TEST_REDIS_URL")
+    if database_url and redis_url:
+        return database_url, redis_url
+    servers = EmbeddedServers(Settings(_env_file=None).sync_worker_home)  # type: ignore[call-arg]
+    urls = servers.acquire()
+    servers.ensure_database(urls, TEST_DATABASE)
+    return (
+        database_url or urls.database_url(TEST_DATABASE),
+        redis_url or urls.redis_url(TEST_REDIS_DB),
+    )
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[SimulatorServer]:
+    """The Steam simulator, serving on a free local port for the whole session."""
+    with SimulatorServer(api_key=TEST_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings(server_urls: tuple[str, str], simulator: SimulatorServer) -> Settings:
+    """Settings pointing at the test servers and the simulator; small batches so tests see many."""
+    database_url, redis_url = server_urls
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        redis_url=redis_url,
+        sync_worker_env="test",
+        steam_api_key=SecretStr(TEST_KEY),
+        steam_api_base_url=simulator.url,
+        steam_store_base_url=simulator.url,
+        steam_read_timeout_s=5.0,
+        sync_batch_size=100,
+        sync_lock_ttl_s=5.0,
+        progress_min_interval_s=0.0,
+        log_format="json",
+    )
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    """The process runtime on the test servers, schema migrated."""
+    use_settings(settings)
+    rt = Runtime(settings)
+    set_runtime(rt)
+    with rt.pool.connection() as conn:
+        migrate(conn)
+    yield rt
+    set_runtime(None)
+    use_settings(None)
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request: pytest.FixtureRequest) -> None:
+    """Empty tables, Redis db and simulator state before each test that uses servers."""
+    if "runtime" not in request.fixturenames:
+        return
+    rt: Runtime = request.getfixturevalue("runtime")
+    sim: SimulatorServer = request.getfixturevalue("simulator")
+    with rt.pool.connection() as conn:
+        conn.execute("TRUNCATE user_libraries, games, library_games, sync_runs CASCADE")
+    rt.redis.flushdb()
+    requests.post(f"{sim.url}/_sim/reset", timeout=5).raise_for_status()
+
+
+class SimulatorAdmin:
+    """The simulator's admin API, spoken over HTTP as any test client would."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stats(self) -> dict[str, Any]:
+        """Call counters."""
+        response = requests.get(f"{self.url}/_sim/stats", timeout=5)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def calls(self, endpoint: str = "GetOwnedGames") -> int:
+        """How many calls one endpoint received."""
+        return int(self.stats()["calls"].get(endpoint, 0))
+
+    def change_library(self, steam_id: str, **change: Any) -> None:
+        """Bump playtimes, remove or add games in one simulated library."""
+        requests.post(
+            f"{self.url}/_sim/libraries/{steam_id}", json=change, timeout=5
+        ).raise_for_status()
+
+    def fault(self, **fault: Any) -> None:
+        """Queue a fault for matching calls."""
+        requests.post(f"{self.url}/_sim/faults", json=fault, timeout=5).raise_for_status()
+
+    def owned_app_ids(self, steam_id: str) -> list[int]:
+        """The app ids the simulator currently lists for a profile (free games included)."""
+        response = requests.get(
+            f"{self.url}/IPlayerService/GetOwnedGames/v1/",
+            params={"key": TEST_KEY, "steamid": steam_id, "include_played_free_games": 1},
+            timeout=10,
+        )
+        return sorted(g["appid"] for g in response.json()["response"].get("games", []))
+
+
+@pytest.fixture
+def sim(simulator: SimulatorServer) -> SimulatorAdmin:
+    """Admin access to the running simulator."""
+    return SimulatorAdmin(simulator.url)
+
+
+@pytest.fixture
+def register(runtime: Runtime) -> Callable[[str], str]:
+    """Register a Steam library directly (no API calls); returns its library id."""
+
+    def _register(steam_id: str) -> str:
+        with runtime.pool.connection() as conn:
+            return libraries.register_library(conn, "steam", steam_id)
+
+    return _register
+
+
+@pytest.fixture
+def make_engine(runtime: Runtime) -> Callable[..., SyncEngine]:
+    """Build a sync engine on the test runtime, optionally with an after-batch hook."""
+
+    def _make(
+        after_batch: AfterBatch | None = None, settings: Settings | None = None
+    ) -> SyncEngine:
+        s = settings or runtime.settings
+        return SyncEngine(
+            s, runtime.redis, runtime.pool, lambda: SteamClient(s), after_batch=after_batch
+        )
+
+    return _make
+
+
+def fetch_all(runtime: Runtime, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run a query on the test database and return every row."""
+    with runtime.pool.connection() as conn:
+        return conn.execute(sql, params).fetchall()

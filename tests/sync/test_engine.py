@@ -1,0 +1,298 @@
+"""The sync engine end to end: real PostgreSQL, real Redis, the simulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from sync_worker import keys
+from sync_worker.errors import SteamKeyRejected, SyncAlreadyRunning, SteamUnavailable
+from sync_worker.runtime import Runtime
+from sync_worker.simulator import ProfileKind, steam_id_for
+from sync_worker.sync.engine import SyncEngine
+from tests.conftest import SimulatorAdmin, fetch_all
+
+EngineFactory = Callable[..., SyncEngine]
+
+
+def owned_rows(runtime: Runtime, library_id: str) -> dict[str, tuple[int, object]]:
+    """platform_game_id -> (playtime, removed_at) for every stored row of a library."""
+    rows = fetch_all(
+        runtime,
+        "SELECT platform_game_id, playtime_minutes, removed_at FROM library_games WHERE library_id = %s",
+        library_id,
+    )
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def test_first_sync_stores_exactly_the_simulators_games(runtime, register, make_engine, sim):
+    """Every owned game, free ones included, lands once; totals match."""
+    steam_id = steam_id_for(250, seed=7)
+    library_id = register(steam_id)
+
+    outcome = make_engine().sync(library_id)
+
+    expected = {str(a) for a in sim.owned_app_ids(steam_id)}
+    assert outcome.status == "completed"
+    assert set(owned_rows(runtime, library_id)) == expected
+    assert (outcome.total_games, outcome.new_games, outcome.updated_games) == (
+        len(expected),
+        len(expected),
+        0,
+    )
+    assert outcome.api_calls == 1
+    [(status, total, last_success)] = fetch_all(
+        runtime,
+        "SELECT sync_status, total_games, last_success_at FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, total) == ("completed", len(expected)) and last_success is not None
+
+
+def test_unchanged_resync_reports_nothing_new_or_updated(register, make_engine):
+    """A second sync of an unchanged library rewrites nothing."""
+    library_id = register(steam_id_for(300, seed=8))
+    make_engine().sync(library_id)
+
+    again = make_engine().sync(library_id)
+
+    assert (again.new_games, again.updated_games, again.removed_games) == (0, 0, 0)
+    assert again.total_games == 300
+
+
+def test_playtime_changes_count_exactly_as_updates(runtime, register, make_engine, sim):
+    """Bumping N games' playtime yields exactly N updated rows with the new minutes."""
+    steam_id = steam_id_for(200, seed=9)
+    library_id = register(steam_id)
+    make_engine().sync(library_id)
+    before = owned_rows(runtime, library_id)
+    bumped = sim.owned_app_ids(steam_id)[10:15]
+
+    sim.change_library(steam_id, bump_playtime={str(a): 45 for a in bumped})
+    outcome = make_engine().sync(library_id)
+
+    after = owned_rows(runtime, library_id)
+    assert (outcome.new_games, outcome.updated_games) == (0, 5)
+    for app_id in bumped:
+        assert after[str(app_id)][0] == before[str(app_id)][0] + 45
+
+
+def test_removed_games_are_marked_not_deleted_and_readded_games_come_back(
+    runtime, register, make_engine, sim
+):
+    """Removal stamps removed_at; a game returning clears it and counts as new."""
+    steam_id = steam_id_for(120, seed=10)
+    library_id = register(steam_id)
+    make_engine().sync(library_id)
+    gone = sim.owned_app_ids(steam_id)[:3]
+
+    sim.change_library(steam_id, remove=gone)
+    removal = make_engine().sync(library_id)
+    rows = owned_rows(runtime, library_id)
+    assert removal.removed_games == 3 and removal.total_games == 117
+    assert len(rows) == 120  # nothing deleted
+    assert all(rows[str(a)][1] is not None for a in gone)
+
+    sim.change_library(steam_id, add=gone[:2])
+    readd = make_engine().sync(library_id)
+    rows = owned_rows(runtime, library_id)
+    assert (readd.new_games, readd.updated_games, readd.removed_games) == (2, 0, 0)
+    assert [rows[str(a)][1] is None for a in gone] == [True, True, False]
+
+
+@pytest.mark.parametrize("kind", [ProfileKind.PRIVATE, ProfileKind.PRIVATE_GAME_DETAILS])
+def test_private_profile_keeps_stored_games_and_ends_private(runtime, register, make_engine, kind):
+    """A library that turns private keeps every stored row and says why."""
+    public_id = steam_id_for(80, seed=11)
+    library_id = register(public_id)
+    make_engine().sync(library_id)
+    stored = owned_rows(runtime, library_id)
+    # The same account, now hidden: point the library at the private variant of the profile.
+    fetch_all(
+        runtime,
+        "UPDATE user_libraries SET platform_user_id = %s WHERE library_id = %s RETURNING 1",
+        steam_id_for(80, kind, seed=11),
+        library_id,
+    )
+
+    outcome = make_engine().sync(library_id)
+
+    assert outcome.status == "private"
+    assert outcome.error is not None and outcome.error["code"] == "private_profile"
+    assert owned_rows(runtime, library_id) == stored
+    [(status, error, total)] = fetch_all(
+        runtime,
+        "SELECT sync_status, sync_error, total_games FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert status == "private" and error["code"] == "private_profile" and total == 80
+    event = json.loads(runtime.redis.get(keys.progress_key(library_id)))
+    assert event["status"] == "failed" and event["error"]["code"] == "private_profile"
+
+
+def test_zero_game_profile_completes_empty(register, make_engine):
+    """A public profile owning nothing is a completed sync of zero games, not an error."""
+    outcome = make_engine().sync(register(steam_id_for(0, seed=12)))
+    assert (outcome.status, outcome.total_games, outcome.api_calls) == ("completed", 0, 1)
+
+
+def test_bad_key_fails_at_once_with_one_call_and_no_key_anywhere(
+    runtime, settings, register, make_engine, sim
+):
+    """A rejected key is permanent: one call, a clear code, the key nowhere in DB, events or error."""
+    bad_key = "BAD-KEY-7d3f9a1c-SECRET"
+    bad = settings.model_copy(update={"steam_api_key": type(settings.steam_api_key)(bad_key)})
+    library_id = register(steam_id_for(50, seed=13))
+
+    with pytest.raises(SteamKeyRejected) as caught:
+        make_engine(settings=bad).sync(library_id)
+
+    assert sim.calls() == 1
+    assert bad_key not in str(caught.value) and caught.value.__context__ is None
+    stored = fetch_all(
+        runtime,
+        "SELECT l.sync_status, l.sync_error::text, r.error::text FROM user_libraries l"
+        " JOIN sync_runs r USING (library_id) WHERE l.library_id = %s",
+        library_id,
+    )
+    assert stored[0][0] == "failed" and '"steam_key_rejected"' in stored[0][1]
+    assert bad_key not in repr(stored)
+    assert bad_key not in runtime.redis.get(keys.progress_key(library_id)).decode()
+    assert (
+        runtime.redis.get(keys.checkpoint_key(library_id)) is None
+    )  # permanent: nothing to resume
+
+
+def test_crash_after_batch_k_resumes_from_the_checkpoint(runtime, register, make_engine, sim):
+    """A run killed after batch 3 of 10 resumes at batch 4 and ends with exact rows and totals."""
+
+    class Crash(BaseException):
+        """Stands for the process dying: not an Exception, so nothing handles it."""
+
+    batches_seen: list[int] = []
+
+    def crash_after_third(library_id: str, batch: int) -> None:
+        batches_seen.append(batch)
+        if batch == 3:
+            raise Crash
+
+    steam_id = steam_id_for(1_000, seed=14)
+    ordered = sim.owned_app_ids(steam_id)
+    calls_before = sim.calls()
+    library_id = register(steam_id)
+    with pytest.raises(Crash):
+        make_engine(after_batch=crash_after_third).sync(library_id)
+
+    checkpoint = json.loads(runtime.redis.get(keys.checkpoint_key(library_id)))
+    assert checkpoint["batches"] == 3 and checkpoint["games_processed"] == 300
+    assert checkpoint["last_game_id"] == ordered[299]
+    assert len(owned_rows(runtime, library_id)) == 300
+
+    resumed_batches: list[int] = []
+    outcome = make_engine(after_batch=lambda _lib, b: resumed_batches.append(b)).sync(library_id)
+
+    assert resumed_batches == list(range(4, 11))  # batches 4..10 only: 1..3 were not rewritten
+    assert set(owned_rows(runtime, library_id)) == {str(a) for a in ordered}
+    assert (outcome.total_games, outcome.new_games, outcome.updated_games) == (1_000, 1_000, 0)
+    assert outcome.api_calls == 2 and sim.calls() - calls_before == 2  # one fetch per attempt
+    [(status, attempts, new_games)] = fetch_all(
+        runtime,
+        "SELECT status, attempts, new_games FROM sync_runs WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, attempts, new_games) == ("completed", 2, 1_000)
+    assert runtime.redis.get(keys.checkpoint_key(library_id)) is None
+
+
+def test_transient_failure_keeps_checkpoint_and_stored_games(runtime, register, make_engine, sim):
+    """Steam 5xx: the sync fails transiently, keeps what it had and will resume."""
+    library_id = register(steam_id_for(150, seed=15))
+    make_engine().sync(library_id)
+    stored = owned_rows(runtime, library_id)
+    sim.fault(match="GetOwnedGames", kind="status", status=502, count=1)
+
+    with pytest.raises(SteamUnavailable):
+        make_engine().sync(library_id)
+
+    assert owned_rows(runtime, library_id) == stored
+    [(status, error)] = fetch_all(
+        runtime,
+        "SELECT sync_status, sync_error FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert status == "failed" and error["code"] == "steam_unavailable"
+    assert runtime.redis.get(keys.checkpoint_key(library_id)) is not None
+    assert make_engine().sync(library_id).status == "completed"  # the retry resumes and finishes
+
+
+def test_two_concurrent_syncs_of_one_library_run_once(runtime, register, make_engine, sim):
+    """While one sync holds the lease, a second attempt stands down without touching anything."""
+    library_id = register(steam_id_for(400, seed=16))
+    sim.fault(match="GetOwnedGames", kind="delay", delay_s=1.0, count=1)
+    results: dict[str, object] = {}
+
+    def first() -> None:
+        results["first"] = make_engine().sync(library_id)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    # Wait until the first run holds the lease, then try a second one.
+    for _ in range(200):
+        if runtime.redis.exists(keys.lock_key(library_id)):
+            break
+        threading.Event().wait(0.01)
+    with pytest.raises(SyncAlreadyRunning):
+        make_engine().sync(library_id)
+    thread.join()
+
+    assert results["first"].status == "completed"  # type: ignore[attr-defined]
+    assert sim.calls() == 1
+    assert len(fetch_all(runtime, "SELECT 1 FROM sync_runs WHERE library_id = %s", library_id)) == 1
+
+
+def test_progress_events_have_the_contract_shape_and_order(runtime, register, make_engine):
+    """Subscribers see starting, per-batch syncing (last at 100 %), then completed."""
+    library_id = register(steam_id_for(350, seed=17))
+    pubsub = runtime.redis.pubsub()
+    pubsub.subscribe(keys.PROGRESS_CHANNEL)
+    pubsub.get_message(timeout=1)  # the subscribe confirmation
+
+    make_engine().sync(library_id)
+
+    events = []
+    while (message := pubsub.get_message(timeout=0.5)) is not None:
+        events.append(json.loads(message["data"]))
+    pubsub.close()
+    statuses = [e["status"] for e in events]
+    assert statuses == ["starting", "syncing", "syncing", "syncing", "syncing", "completed"]
+    required = {"library_id", "status", "progress", "games_processed", "total_games", "message"}
+    assert all(required <= set(e) and e["library_id"] == library_id for e in events)
+    assert [e["games_processed"] for e in events[1:5]] == [100, 200, 300, 350]
+    assert events[4]["progress"] == 100 and events[-1]["completed_at"]
+    assert json.loads(runtime.redis.get(keys.progress_key(library_id))) == events[-1]
+
+
+def test_a_dead_workers_lease_expires_so_the_library_can_sync_again(
+    runtime, settings, register, make_engine
+):
+    """A lease left behind by a killed worker frees itself within its short TTL."""
+    library_id = register(steam_id_for(10, seed=18))
+    runtime.redis.set(keys.lock_key(library_id), "dead-worker-token", px=300)
+
+    with pytest.raises(SyncAlreadyRunning):
+        make_engine().sync(library_id)
+    threading.Event().wait(0.4)
+    assert make_engine().sync(library_id).status == "completed"
+
+
+def test_unknown_library_is_a_clear_permanent_error(make_engine, runtime):
+    """An id that names no library fails before any work."""
+    from sync_worker.errors import UnknownLibrary
+
+    with pytest.raises(UnknownLibrary):
+        make_engine().sync("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(UnknownLibrary):
+        make_engine().sync("not-a-uuid")
