@@ -87,15 +87,15 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 @pytest.fixture(autouse=True)
 def clean_state(request: pytest.FixtureRequest) -> None:
-    """Empty tables, Redis db and simulator state before each test that uses servers."""
-    if "runtime" not in request.fixturenames:
-        return
-    rt: Runtime = request.getfixturevalue("runtime")
-    sim: SimulatorServer = request.getfixturevalue("simulator")
-    with rt.pool.connection() as conn:
-        conn.execute("TRUNCATE user_libraries, games, library_games, sync_runs CASCADE")
-    rt.redis.flushdb()
-    requests.post(f"{sim.url}/_sim/reset", timeout=5).raise_for_status()
+    """Empty tables and Redis db, and a fresh simulator, before each test that uses them."""
+    if "runtime" in request.fixturenames:
+        rt: Runtime = request.getfixturevalue("runtime")
+        with rt.pool.connection() as conn:
+            conn.execute("TRUNCATE user_libraries, games, library_games, sync_runs CASCADE")
+        rt.redis.flushdb()
+    if "simulator" in request.fixturenames:
+        sim: SimulatorServer = request.getfixturevalue("simulator")
+        requests.post(f"{sim.url}/_sim/reset", timeout=5).raise_for_status()
 
 
 class SimulatorAdmin:
@@ -171,3 +171,23 @@ def fetch_all(runtime: Runtime, sql: str, *params: Any) -> list[tuple[Any, ...]]
     """Run a query on the test database and return every row."""
     with runtime.pool.connection() as conn:
         return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def subprocess_env(settings: Settings) -> dict[str, str]:
+    """Environment for a child process (CLI, worker) on the test servers and simulator."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "STEAM_"))
+    }
+    env.update(
+        DATABASE_URL=str(settings.database_url),
+        REDIS_URL=str(settings.redis_url),
+        STEAM_API_KEY=TEST_KEY,
+        STEAM_API_BASE_URL=settings.steam_api_base_url,
+        STEAM_STORE_BASE_URL=settings.steam_store_base_url,
+        SYNC_WORKER_ENV="test",
+        SYNC_BATCH_SIZE="100",
+        LOG_LEVEL="DEBUG",
+        LOG_FORMAT="json",
+    )
+    return env

@@ -1,0 +1,72 @@
+"""Migrations: ordered, applied once, idempotent."""
+
+from __future__ import annotations
+
+from sync_worker.store.migrations import available_migrations, migrate
+from tests.conftest import fetch_all
+
+
+def test_migrate_twice_applies_nothing_the_second_time(runtime):
+    """The session already migrated: another run is a no-op that keeps every version recorded."""
+    with runtime.pool.connection() as conn:
+        assert migrate(conn) == []
+    versions = [v for v, _ in available_migrations()]
+    assert [
+        r[0] for r in fetch_all(runtime, "SELECT version FROM schema_migrations ORDER BY 1")
+    ] == versions
+
+
+def test_contract_tables_and_columns_exist(runtime):
+    """The four tables the web service reads, with their contract columns."""
+    rows = fetch_all(
+        runtime,
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'",
+    )
+    columns: dict[str, set[str]] = {}
+    for table, column in rows:
+        columns.setdefault(table, set()).add(column)
+    assert {
+        "library_id",
+        "platform",
+        "platform_user_id",
+        "display_name",
+        "sync_status",
+        "sync_error",
+        "total_games",
+        "last_sync_at",
+        "last_success_at",
+        "auto_sync",
+        "sync_interval",
+    } <= columns["user_libraries"]
+    assert {
+        "platform",
+        "platform_game_id",
+        "title",
+        "icon_url",
+        "details",
+        "enriched_at",
+    } <= columns["games"]
+    assert {
+        "library_id",
+        "platform",
+        "platform_game_id",
+        "playtime_minutes",
+        "playtime_2weeks_minutes",
+        "last_played_at",
+        "raw_data",
+        "first_seen_at",
+        "updated_at",
+        "removed_at",
+    } <= columns["library_games"]
+    assert {
+        "sync_type",
+        "status",
+        "started_at",
+        "finished_at",
+        "total_games",
+        "new_games",
+        "updated_games",
+        "removed_games",
+        "api_calls",
+        "error",
+    } <= columns["sync_runs"]

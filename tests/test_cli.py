@@ -1,0 +1,107 @@
+"""The `sync-worker` command, run as a real process against the test servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sync_worker.simulator import ProfileKind, steam_id_for
+from tests.conftest import TEST_KEY, fetch_all
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sync_worker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_sync_json_writes_the_simulators_games_and_a_rerun_changes_nothing(
+    runtime, subprocess_env, sim
+):
+    """The contract's JSON summary, exact rows, then 0 new / 0 updated on a second run."""
+    steam_id = steam_id_for(640, seed=31)
+    first = cli(subprocess_env, "sync", "--steam-id", steam_id, "--json")
+    assert first.returncode == 0, first.stderr
+    summary = json.loads(first.stdout)
+    assert set(summary) == {
+        "library_id",
+        "status",
+        "total_games",
+        "new_games",
+        "updated_games",
+        "removed_games",
+        "api_calls",
+    }
+    stored = fetch_all(
+        runtime,
+        "SELECT platform_game_id FROM library_games WHERE library_id = %s",
+        summary["library_id"],
+    )
+    assert sorted(int(r[0]) for r in stored) == sim.owned_app_ids(steam_id)
+    assert (summary["status"], summary["new_games"], summary["total_games"]) == (
+        "completed",
+        640,
+        640,
+    )
+
+    second = json.loads(cli(subprocess_env, "sync", "--steam-id", steam_id, "--json").stdout)
+    assert second["library_id"] == summary["library_id"]
+    assert (second["new_games"], second["updated_games"], second["removed_games"]) == (0, 0, 0)
+
+
+def test_sync_of_a_private_profile_exits_nonzero_with_its_code(runtime, subprocess_env):
+    """Exit 0 only when completed; the reason is in the JSON."""
+    result = cli(
+        subprocess_env, "sync", "--steam-id", steam_id_for(5, ProfileKind.PRIVATE), "--json"
+    )
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "private_profile"
+
+
+def test_invalid_steam_id_fails_before_any_call(runtime, subprocess_env, sim):
+    """A typo never reaches Steam, and nothing is registered."""
+    result = cli(subprocess_env, "sync", "--steam-id", "7656119800", "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "invalid_steam_id"
+    assert sim.stats()["total"] == 0
+    assert fetch_all(runtime, "SELECT 1 FROM user_libraries") == []
+
+
+def test_bad_key_fails_once_and_never_prints_the_key(runtime, subprocess_env, sim):
+    """At DEBUG, with urllib3 logging URLs, the key appears in no output line, DB row or event."""
+    secret = "LEAKY-KEY-0f4e9c2a77"
+    env = {**subprocess_env, "STEAM_API_KEY": secret}
+    result = cli(env, "sync", "--steam-id", steam_id_for(25, seed=32), "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "steam_key_rejected"
+    assert sim.calls() == 1  # no retry storm
+    assert "GetOwnedGames" in result.stderr  # the debug log did log the request...
+    assert secret not in result.stdout + result.stderr  # ...without the key
+    dump = fetch_all(
+        runtime,
+        "SELECT row_to_json(l)::text, row_to_json(r)::text FROM user_libraries l JOIN sync_runs r USING (library_id)",
+    )
+    assert dump and secret not in repr(dump)
+    assert all(
+        secret.encode() not in (runtime.redis.get(k) or b"") for k in runtime.redis.keys("*")
+    )
+
+
+def test_unreachable_steam_error_output_has_no_key(runtime, subprocess_env):
+    """Connection errors (whose requests text holds the URL) print cleanly."""
+    env = {**subprocess_env, "STEAM_API_BASE_URL": "http://127.0.0.1:9"}
+    result = cli(env, "sync", "--steam-id", steam_id_for(5), "--json")
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"]["code"] == "steam_unavailable"
+    assert TEST_KEY not in result.stdout + result.stderr
+
+
+def test_migrate_is_idempotent(runtime, subprocess_env):
+    """`sync-worker migrate` on a migrated database changes nothing and says so."""
+    result = cli(subprocess_env, "migrate")
+    assert result.returncode == 0 and "schema up to date" in result.stdout
