@@ -173,7 +173,7 @@ def fetch_all(runtime: Runtime, sql: str, *params: Any) -> list[tuple[Any, ...]]
         return conn.execute(sql, params).fetchall()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def subprocess_env(settings: Settings) -> dict[str, str]:
     """Environment for a child process (CLI, worker) on the test servers and simulator."""
     env = {

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import pytest
 
 from sync_worker import keys
-from sync_worker.errors import SteamKeyRejected, SyncAlreadyRunning, SteamUnavailable
+from sync_worker.errors import SteamKeyRejected, SteamUnavailable, SyncAlreadyRunning
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import ProfileKind, steam_id_for
 from sync_worker.sync.engine import SyncEngine
-from tests.conftest import SimulatorAdmin, fetch_all
+from tests.conftest import fetch_all
 
 EngineFactory = Callable[..., SyncEngine]
 

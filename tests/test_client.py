@@ -1,0 +1,90 @@
+"""The web service's API: registering libraries, requesting syncs, reading status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from sync_worker import client, keys
+from sync_worker.broker import get_broker, reset_broker
+from sync_worker.errors import MalformedMessage, UnknownLibrary
+from sync_worker.simulator import steam_id_for
+from tests.conftest import fetch_all
+
+
+@pytest.fixture(autouse=True)
+def fresh_broker(runtime) -> Iterator[None]:
+    reset_broker()
+    yield
+    reset_broker()
+
+
+def take_message(queue: str):
+    """The next message on a queue of the real Redis broker, or None."""
+    consumer = get_broker().consume(queue, prefetch=1, timeout=500)
+    try:
+        message = next(consumer)
+        if message is not None:
+            consumer.ack(message)
+        return message
+    finally:
+        consumer.close()
+
+
+def test_manual_requests_go_to_high_and_others_to_default(runtime, register):
+    """Priority is by queue: manual syncs never wait behind scheduled ones."""
+    library_id = register(steam_id_for(3))
+    client.request_sync(library_id)
+    client.request_sync(library_id, sync_type="auto", force=True)
+
+    high, default = take_message("high"), take_message("default")
+    assert (high.actor_name, high.args, high.kwargs["sync_type"]) == (
+        "sync_library",
+        (library_id,),
+        "manual",
+    )
+    assert (default.kwargs["sync_type"], default.kwargs["force"]) == ("auto", True)
+    assert take_message("high") is None
+
+
+def test_request_publishes_queued_and_marks_the_library(runtime, register):
+    """The web app sees `queued` at once, in Redis and in the database."""
+    library_id = register(steam_id_for(3))
+    client.request_sync(library_id)
+    event = json.loads(runtime.redis.get(keys.progress_key(library_id)))
+    assert (event["status"], event["library_id"]) == ("queued", library_id)
+    assert fetch_all(runtime, "SELECT sync_status FROM user_libraries") == [("queued",)]
+
+
+def test_bad_requests_are_refused_before_anything_is_queued(runtime, register):
+    """Unknown libraries and unknown sync types raise and enqueue nothing."""
+    with pytest.raises(UnknownLibrary):
+        client.request_sync("6a1f0a54-8f5e-4a53-9d55-5a7d1d6a0000")
+    with pytest.raises(MalformedMessage):
+        client.request_sync(register(steam_id_for(3)), sync_type="hourly")
+    assert take_message("high") is None and take_message("default") is None
+
+
+def test_get_status_falls_back_to_the_database(runtime, register, make_engine):
+    """When the Redis event has expired, status comes from the library row."""
+    library_id = register(steam_id_for(12, seed=51))
+    make_engine().sync(library_id)
+    assert client.get_status(library_id)["status"] == "completed"
+    runtime.redis.delete(keys.progress_key(library_id))
+
+    status = client.get_status(library_id)
+
+    assert (status["status"], status["total_games"], status["progress"]) == ("completed", 12, 100)
+
+
+def test_register_from_vanity_name_resolves_once_and_is_idempotent(runtime, sim):
+    """A vanity name resolves to the SteamID64; registering again reuses the library."""
+    first = client.register_steam_library("lib33")
+    again = client.register_steam_library(f"https://steamcommunity.com/profiles/{steam_id_for(33)}")
+    assert first == again
+    assert fetch_all(runtime, "SELECT platform_user_id, display_name FROM user_libraries") == [
+        (steam_id_for(33), f"Player {steam_id_for(33)[-6:]}")
+    ]
+    assert sim.stats()["calls"] == {"ResolveVanityURL": 1, "GetPlayerSummaries": 1}
