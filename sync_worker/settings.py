@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None  # None: json in production
 
     # Sync engine tuning.
-    sync_batch_size: int = Field(default=500, ge=1, le=10_000)
+    sync_batch_size: int = Field(default=1_000, ge=1, le=10_000)
     sync_lock_ttl_s: float = Field(default=30.0, gt=0)
     sync_checkpoint_ttl_s: int = 7 * 24 * 3600
     progress_ttl_s: int = 24 * 3600

@@ -44,13 +44,13 @@ WHERE (g.title, g.icon_url)
       IS DISTINCT FROM (COALESCE(excluded.title, g.title), COALESCE(excluded.icon_url, g.icon_url))
 """
 
-# `previous` reads the pre-statement snapshot, so a game coming back (removed_at set
+# `returning_games` reads the pre-statement snapshot: a game coming back (removed_at set
 # before) counts as new, not updated. xmax = 0 marks a freshly inserted row.
 _UPSERT_OWNERSHIP = """
-WITH previous AS (
-    SELECT lg.platform_game_id, lg.removed_at
-    FROM library_games lg JOIN incoming_games i USING (platform_game_id)
-    WHERE lg.library_id = %(library_id)s AND lg.platform = %(platform)s
+WITH returning_games AS (
+    SELECT platform_game_id FROM library_games
+    WHERE library_id = %(library_id)s AND platform = %(platform)s AND removed_at IS NOT NULL
+      AND platform_game_id IN (SELECT platform_game_id FROM incoming_games)
 ), upserted AS (
     INSERT INTO library_games AS lg (library_id, platform, platform_game_id, playtime_minutes,
                                      playtime_2weeks_minutes, last_played_at, raw_data)
@@ -69,9 +69,9 @@ WITH previous AS (
                             excluded.last_played_at, excluded.raw_data, NULL::timestamptz)
     RETURNING lg.platform_game_id, (xmax = 0) AS inserted
 )
-SELECT count(*) FILTER (WHERE u.inserted OR p.removed_at IS NOT NULL),
-       count(*) FILTER (WHERE NOT u.inserted AND p.removed_at IS NULL)
-FROM upserted u LEFT JOIN previous p USING (platform_game_id)
+SELECT count(*) FILTER (WHERE u.inserted OR r.platform_game_id IS NOT NULL),
+       count(*) FILTER (WHERE NOT u.inserted AND r.platform_game_id IS NULL)
+FROM upserted u LEFT JOIN returning_games r USING (platform_game_id)
 """
 
 _MARK_REMOVED = """

@@ -56,6 +56,10 @@ CREATE TABLE library_games (
 );
 
 CREATE INDEX library_games_owned_idx ON library_games (library_id) WHERE removed_at IS NULL;
+-- The writer looks up only removed rows per batch (to count returning games as new):
+-- this keeps that lookup proportional to removed games, not to the library's size.
+CREATE INDEX library_games_removed_idx ON library_games (library_id, platform, platform_game_id)
+    WHERE removed_at IS NOT NULL;
 CREATE INDEX games_unenriched_idx ON games (platform, platform_game_id) WHERE enriched_at IS NULL;
 
 CREATE TABLE sync_runs (

@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (or `python -m bench`). Each prints its figures and baselines."""
