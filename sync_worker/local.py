@@ -17,12 +17,15 @@ import os
 import subprocess
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import ConfigurationError
 
@@ -90,7 +93,11 @@ class EmbeddedServers:
 
     def _ensure_postgres(self) -> str:
         try:
-            from pgserver.postgres_server import get_server
+            with (
+                warnings.catch_warnings()
+            ):  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+                warnings.simplefilter("ignore")
+                from pgserver.postgres_server import get_server
         except ImportError as exc:  # production images do not ship the local extra
             raise ConfigurationError(
                 "DATABASE_URL is unset and embedded PostgreSQL is not installed "
@@ -127,9 +134,13 @@ class EmbeddedServers:
         digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:12]  # noqa: S324
         return Path(tempfile.gettempdir()) / f"sync-worker-{digest}" / "redis.sock"
 
+    def _probe(self) -> redis.Redis:
+        # No retries: redis-py's default backoff spends ~4 s on every absent socket.
+        return redis.Redis(unix_socket_path=str(self._redis_socket), retry=Retry(NoBackoff(), 0))
+
     def _redis_alive(self) -> bool:
         try:
-            return bool(redis.Redis(unix_socket_path=str(self._redis_socket)).ping())
+            return bool(self._probe().ping())
         except (redis.ConnectionError, FileNotFoundError):
             return False
 
@@ -177,7 +188,7 @@ class EmbeddedServers:
     def _stop_redis(self) -> None:
         if self._redis_alive():
             with contextlib.suppress(redis.ConnectionError):
-                redis.Redis(unix_socket_path=str(self._redis_socket)).shutdown(nosave=True)
+                self._probe().shutdown(nosave=True)
 
     # -- the pid registry ------------------------------------------------------
 
