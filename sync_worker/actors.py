@@ -1,7 +1,7 @@
 """The actors: thin shells that validate a message, build the engine and map its outcome.
 
-Retrying is decided by exception type: transient errors propagate (Dramatiq retries them
-with backoff); permanent ones are already recorded by the engine and end the message.
+Transient errors and rate-limit deferrals propagate to the middleware (Retries,
+RateLimit); permanent outcomes are already recorded by the engine and end the message.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import dramatiq
 import structlog
 
 from .broker import QUEUE_HIGH
-from .errors import MalformedMessage, PermanentError, SyncAlreadyRunning, TransientError
+from .errors import MalformedMessage, PermanentError, SyncAlreadyRunning
 from .platforms.steam import SteamClient
 from .runtime import get_runtime
 from .sync.engine import SyncEngine
@@ -20,7 +20,6 @@ from .sync.engine import SyncEngine
 log = structlog.get_logger(__name__)
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
-MAX_RETRIES = 5
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
 
 
@@ -49,11 +48,6 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
     log.info("sync.finished", **outcome.to_dict())
 
 
-def should_retry(retries: int, exception: BaseException) -> bool:
-    """Retry transient errors (up to MAX_RETRIES), nothing else."""
-    return isinstance(exception, TransientError) and retries < MAX_RETRIES
-
-
 def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
     """Bind the actors to `broker` under their stable names."""
     return {
@@ -61,7 +55,6 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
             broker=broker,
             actor_name="sync_library",
             queue_name=QUEUE_HIGH,  # manual by default; the client routes the others to `default`
-            retry_when=should_retry,
             time_limit=SYNC_TIME_LIMIT_MS,
         )(sync_library),
     }

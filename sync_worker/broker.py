@@ -6,6 +6,17 @@ import threading
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    Middleware,
+    Pipelines,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from .middleware import Cancellation, LogContext, Progress, RateLimit, Retries
+from .settings import Settings
 
 #: Priority is by queue, each served by its own processes (see the Procfile):
 #: Dramatiq on Redis has no priority across queues.
@@ -21,10 +32,41 @@ HEARTBEAT_TIMEOUT_MS = 60_000
 MAINTENANCE_CHANCE = 10  # per mille
 
 
-def create_broker(redis_url: str) -> RedisBroker:
-    """A Redis broker with our queues declared (middleware: Dramatiq's defaults for now)."""
+def build_middleware(settings: Settings) -> list[Middleware]:
+    """The middleware stack, in order. Before-hooks run top to bottom, after-hooks bottom to top."""
+    return [
+        # First, so every later hook and the actor log with the job's ids; its after-hook
+        # runs last, unbinding only when everyone else is done.
+        LogContext(),
+        # Dramatiq's defaults, minus its Retries (ours below decides what is transient).
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        # Above RateLimit and Retries: its after-hook runs after theirs and announces what
+        # they decided (queued / retrying / failed / cancelled).
+        Progress(),
+        Retries(
+            max_retries=settings.retry_max,
+            min_backoff_ms=int(settings.retry_min_backoff_s * 1000),
+            max_backoff_ms=int(settings.retry_max_backoff_s * 1000),
+        ),
+        # After Retries in the list, so its after-hook runs first: a deferral is settled
+        # (re-enqueued, no retry spent) before Retries looks at the exception.
+        RateLimit(),
+        # Last before-hook: a cancelled job is skipped after the context is bound, and
+        # SkipMessage from here is the one exception that stops a message.
+        Cancellation(),
+    ]
+
+
+def create_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker with our middleware and queues."""
+    assert settings.redis_url is not None
     broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=redis_url,
+        url=settings.redis_url,
+        middleware=build_middleware(settings),
         heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
         maintenance_chance=MAINTENANCE_CHANCE,
     )
@@ -45,9 +87,7 @@ def get_broker() -> RedisBroker:
             from . import actors  # actors need a broker to bind to; built just above them
             from .runtime import get_runtime
 
-            redis_url = get_runtime().settings.redis_url
-            assert redis_url is not None
-            broker = create_broker(redis_url)
+            broker = create_broker(get_runtime().settings)
             dramatiq.set_broker(broker)
             actors.declare_actors(broker)
             _broker = broker

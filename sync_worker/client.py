@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -13,7 +14,8 @@ from .errors import MalformedMessage
 from .platforms.steam import SteamClient
 from .runtime import get_runtime
 from .store import libraries
-from .sync.progress import ProgressPublisher
+from .sync.pending import claim_pending, pending_message, release_pending
+from .sync.progress import FINAL_STATUSES, ProgressPublisher, last_event
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
 
@@ -36,29 +38,108 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
         return libraries.register_library(conn, "steam", steam_id, name)
 
 
-def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manual") -> str:
-    """Queue a sync of a registered library (`high` for manual, `default` otherwise); return the message id."""
+def sync_message(
+    library_id: str, *, force: bool = False, sync_type: str = "manual"
+) -> dramatiq.Message[None]:
+    """The `sync_library` message for a request: `high` for manual syncs, `default` otherwise."""
     if sync_type not in SYNC_TYPES:
         raise MalformedMessage(f"sync_type must be one of {', '.join(SYNC_TYPES)}.")
-    runtime = get_runtime()
-    with runtime.pool.connection() as conn:
-        library = libraries.get_library(
-            conn, library_id
-        )  # UnknownLibrary before anything is queued
-        libraries.set_sync_status(conn, str(library.library_id), "queued")
-    library_id = str(library.library_id)
-    message: dramatiq.Message[None] = dramatiq.Message(
+    return dramatiq.Message(
         queue_name=QUEUE_HIGH if sync_type == "manual" else QUEUE_DEFAULT,
         actor_name="sync_library",
         args=(library_id,),
         kwargs={"force": force, "sync_type": sync_type},
         options={},
     )
-    get_broker().enqueue(message)
+
+
+def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manual") -> str:
+    """Queue a sync of a registered library and return its message id.
+
+    While a sync of the library is queued or running, returns that one's id instead of
+    queueing a second (`force=True` queues anyway). Clears a pending cancellation.
+    """
+    runtime = get_runtime()
+    with runtime.pool.connection() as conn:
+        library = libraries.get_library(
+            conn, library_id
+        )  # UnknownLibrary before anything is queued
+    library_id = str(library.library_id)
+    message = sync_message(library_id, force=force, sync_type=sync_type)
+    existing = claim_pending(
+        runtime.redis,
+        library_id,
+        message.message_id,
+        ttl_s=runtime.settings.pending_ttl_s,
+        force=force,
+    )
+    if existing is not None:
+        return existing
+    runtime.redis.delete(keys.cancel_key(library_id))
+    try:
+        get_broker().enqueue(message)
+    except Exception:
+        release_pending(runtime.redis, library_id, message.message_id)
+        raise
+    with runtime.pool.connection() as conn:
+        libraries.set_sync_status(conn, library_id, "queued")
     ProgressPublisher(
         runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0
     ).publish("queued", message=f"Queued a {sync_type} sync", total_games=library.total_games)
     return message.message_id
+
+
+def cancel_sync(library_id: str) -> bool:
+    """Cancel the library's queued or running sync; False (and nothing changes) when there is none.
+
+    A queued message is skipped when a worker takes it; a running sync stops at its next
+    batch boundary, keeping what it committed. Either way it ends `cancelled`.
+    """
+    runtime = get_runtime()
+    with runtime.pool.connection() as conn:
+        library_id = str(libraries.get_library(conn, library_id).library_id)
+    busy = pending_message(runtime.redis, library_id) is not None or runtime.redis.exists(
+        keys.lock_key(library_id)
+    )
+    if not busy:
+        return False
+    runtime.redis.set(keys.cancel_key(library_id), "1", ex=runtime.settings.cancel_ttl_s)
+    return True
+
+
+def iter_progress(
+    library_id: str | None = None, *, until_done: bool = True, timeout_s: float | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield progress events as they are published (one library's, or all).
+
+    For one library the current state comes first (so nothing between a page load and
+    the subscription is missed); with `until_done` the generator ends after a final
+    event (completed / failed / cancelled). `timeout_s` bounds the wait for each event.
+    """
+    runtime = get_runtime()
+    pubsub = runtime.redis.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+    pubsub.subscribe(keys.PROGRESS_CHANNEL)
+    try:
+        if library_id is not None:
+            current = last_event(runtime.redis, library_id)
+            if current is not None:
+                yield current
+                if until_done and current["status"] in FINAL_STATUSES:
+                    return
+        while True:
+            message = pubsub.get_message(timeout=timeout_s if timeout_s is not None else 3600)
+            if message is None:
+                if timeout_s is not None:
+                    return
+                continue
+            event: dict[str, Any] = json.loads(message["data"])
+            if library_id is not None and event["library_id"] != library_id:
+                continue
+            yield event
+            if until_done and library_id is not None and event["status"] in FINAL_STATUSES:
+                return
+    finally:
+        pubsub.close()
 
 
 def get_status(library_id: str) -> dict[str, Any]:

@@ -148,11 +148,39 @@ class MalformedMessage(PermanentError):
     default_message = "The sync request was malformed."
 
 
+class InternalError(PermanentError):
+    """A bug: an exception nothing in the tree describes (retrying a bug does not fix it)."""
+
+    code = "internal_error"
+    default_message = "An unexpected error stopped the sync; it was logged for the developers."
+
+
 class ConfigurationError(PermanentError):
     """Required configuration is missing or invalid."""
 
     code = "configuration_error"
     default_message = "sync-worker is misconfigured."
+
+
+class RateLimitDeferred(SyncWorkerError):
+    """No rate-limit budget soon enough: the job steps aside and comes back later (not a failure)."""
+
+    code = "rate_limit_wait"
+    default_message = "Waiting for Steam rate-limit budget; the sync will resume on its own."
+
+    def __init__(self, retry_after_s: float, bucket: str) -> None:
+        super().__init__(
+            f"Waiting {retry_after_s:.0f} s for {bucket} rate-limit budget; the sync resumes on its own."
+        )
+        self.retry_after_s = retry_after_s
+        self.bucket = bucket
+
+
+class SyncCancelled(SyncWorkerError):
+    """Somebody cancelled the sync: it stopped at a batch boundary, keeping what it committed."""
+
+    code = "cancelled"
+    default_message = "The sync was cancelled; games saved before that are kept."
 
 
 class SyncAlreadyRunning(SyncWorkerError):

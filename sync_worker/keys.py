@@ -29,3 +29,28 @@ def lock_key(library_id: str) -> str:
 def cancel_key(library_id: str) -> str:
     """Set while a cancellation of the library's sync is pending."""
     return f"{PREFIX}:cancel:{library_id}"
+
+
+def pending_key(library_id: str) -> str:
+    """The message id of the library's queued or running sync (de-duplicates requests)."""
+    return f"{PREFIX}:pending:{library_id}"
+
+
+def rate_window_key(bucket: str) -> str:
+    """Sorted set: one member per admitted unit of weight, scored by Redis server time (ms)."""
+    return f"{PREFIX}:ratelimit:{bucket}:window"
+
+
+def rate_backoff_key(bucket: str) -> str:
+    """Exists while the platform told us to back off (a 429): nobody calls until it expires."""
+    return f"{PREFIX}:ratelimit:{bucket}:backoff"
+
+
+def rate_strikes_key(bucket: str) -> str:
+    """Consecutive 429s, for doubling the backoff."""
+    return f"{PREFIX}:ratelimit:{bucket}:strikes"
+
+
+def rate_daily_prefix(bucket: str) -> str:
+    """Prefix of the per-UTC-day counter; the Lua script appends the day number itself."""
+    return f"{PREFIX}:ratelimit:{bucket}:day"

@@ -29,6 +29,21 @@ class Settings(BaseSettings):
     steam_connect_timeout_s: float = 5.0
     steam_read_timeout_s: float = 30.0  # a 30k-game GetOwnedGames body is several MB
 
+    # Global rate limits (shared by every worker through Redis).
+    steam_webapi_calls_per_window: int = Field(default=100, ge=1)
+    steam_webapi_window_seconds: float = Field(default=300, gt=0)
+    steam_daily_limit: int = Field(default=100_000, ge=1)  # per key, per UTC day
+    steam_store_calls_per_window: int = Field(default=200, ge=1)
+    steam_store_window_seconds: float = Field(default=300, gt=0)
+    rate_limit_max_wait_s: float = 10.0  # a worker waits this long at most, then re-enqueues
+    steam_429_backoff_s: float = 30.0  # first bucket-wide pause after a 429; doubles per 429
+    steam_429_backoff_max_s: float = 900.0
+
+    # Retries of transient failures (exponential backoff with jitter).
+    retry_max: int = 5
+    retry_min_backoff_s: float = 5.0
+    retry_max_backoff_s: float = 600.0
+
     # Logging.
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None  # None: json in production
@@ -39,6 +54,8 @@ class Settings(BaseSettings):
     sync_checkpoint_ttl_s: int = 7 * 24 * 3600
     progress_ttl_s: int = 24 * 3600
     progress_min_interval_s: float = 0.5
+    pending_ttl_s: int = 25 * 3600  # outlives a wait for the daily cap; bounds a lost release
+    cancel_ttl_s: int = 3600  # a cancellation nobody consumed expires
     db_pool_max_size: int = 10
 
     # Dramatiq.

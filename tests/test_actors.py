@@ -1,27 +1,30 @@
-"""Actor wiring, as a pure unit test on Dramatiq's StubBroker."""
+"""Actor and middleware wiring, as pure unit tests on Dramatiq's StubBroker."""
 
 from __future__ import annotations
 
 from dramatiq.brokers.stub import StubBroker
 
-from sync_worker.actors import MAX_RETRIES, declare_actors, should_retry
-from sync_worker.errors import InvalidSteamId, SteamUnavailable, UnknownLibrary
+from sync_worker.actors import declare_actors
+from sync_worker.broker import build_middleware
+from sync_worker.middleware import Cancellation, LogContext, Progress, RateLimit, Retries
+from sync_worker.settings import Settings
 
 
 def test_sync_library_is_declared_with_its_stable_name_and_queue():
     """The web service sends to `sync_library`; manual syncs default to `high`."""
     broker = StubBroker()
-    actors = declare_actors(broker)
-    actor = actors["sync_library"]
+    actor = declare_actors(broker)["sync_library"]
     assert broker.get_actor("sync_library") is actor
     assert actor.queue_name == "high"
-    assert actor.options["retry_when"] is should_retry
 
 
-def test_only_transient_errors_are_retried_and_only_so_often():
-    """Permanent errors and foreign exceptions fail at once; transient ones retry up to the cap."""
-    assert should_retry(0, SteamUnavailable())
-    assert not should_retry(MAX_RETRIES, SteamUnavailable())
-    assert not should_retry(0, InvalidSteamId())
-    assert not should_retry(0, UnknownLibrary())
-    assert not should_retry(0, ValueError("bug"))
+def test_middleware_order_puts_progress_after_the_deciders_in_after_hooks():
+    """After-hooks run in reverse: RateLimit, then Retries, then Progress, LogContext last."""
+    stack = [type(m) for m in build_middleware(Settings(_env_file=None))]  # type: ignore[call-arg]
+    after_order = list(reversed(stack))
+    assert stack[0] is LogContext and stack[-1] is Cancellation
+    assert after_order.index(RateLimit) < after_order.index(Retries) < after_order.index(Progress)
+    assert after_order[-1] is LogContext
+    assert "Retries" not in {
+        t.__module__ + t.__name__ for t in stack if t.__module__.startswith("dramatiq")
+    }

@@ -35,11 +35,20 @@ WEBAPI_BUCKET = "steam_webapi"
 _sessions = threading.local()
 
 
-class CallGate(Protocol):
-    """Something that must let a call through first (the global rate limiter)."""
+MAX_RATE_LIMITED_ROUNDS = 6  # 429s in a row before giving up (each round waits longer)
 
-    def acquire(self, bucket: str) -> None:
-        """Block or raise until one call to `bucket` may be made."""
+
+class CallGate(Protocol):
+    """Something that must let every call through first: the global rate limiter."""
+
+    def acquire(self, bucket: str, weight: int = 1) -> object:
+        """Block, or raise RateLimitDeferred, until one call to `bucket` may be made."""
+
+    def penalize(self, bucket: str, retry_after_s: float | None = None) -> float:
+        """Steam answered 429: back the bucket off for everyone."""
+
+    def succeeded(self, bucket: str) -> None:
+        """A call went through."""
 
 
 def _session() -> requests.Session:
@@ -124,12 +133,26 @@ class SteamClient:
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         if self._key is None:
             raise ConfigurationError("STEAM_API_KEY is not set.")
-        if self._gate is not None:
-            self._gate.acquire(WEBAPI_BUCKET)
-        self._calls += 1
         endpoint = path.strip("/").split("/")[1]
-        response = self._send(path, {**params, "key": self._key.get_secret_value()}, endpoint)
-        _raise_for_status(response, endpoint)
+        params = {**params, "key": self._key.get_secret_value()}
+        for _ in range(MAX_RATE_LIMITED_ROUNDS):
+            if self._gate is not None:
+                self._gate.acquire(WEBAPI_BUCKET)
+            self._calls += 1
+            response = self._send(path, params, endpoint)
+            try:
+                _raise_for_status(response, endpoint)
+            except SteamRateLimited as exc:
+                if self._gate is None:
+                    raise
+                # Back off every worker, then go round: the next acquire waits or defers.
+                self._gate.penalize(WEBAPI_BUCKET, exc.retry_after_s)
+                continue
+            if self._gate is not None:
+                self._gate.succeeded(WEBAPI_BUCKET)
+            break
+        else:
+            raise SteamRateLimited(f"Steam kept answering {endpoint} with 429 after backing off.")
         try:
             body = response.json()
         except ValueError:

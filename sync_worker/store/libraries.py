@@ -92,6 +92,15 @@ def set_sync_status(conn: Connection[Any], library_id: str, status: str) -> None
     )
 
 
+def record_failure(conn: Connection[Any], library_id: str, error: dict[str, Any]) -> None:
+    """Mark the library failed with an error (a job given up on outside a run's bookkeeping)."""
+    conn.execute(
+        "UPDATE user_libraries SET sync_status = 'failed', sync_error = %s, last_sync_at = now(),"
+        " updated_at = now() WHERE library_id = %s",
+        (Jsonb(error), library_id),
+    )
+
+
 def start_run(conn: Connection[Any], library_id: str, sync_type: str) -> str:
     """Open a sync_runs row for a new attempt-to-completion."""
     row = conn.execute(

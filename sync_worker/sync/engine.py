@@ -22,8 +22,10 @@ from .. import keys
 from ..errors import (
     DatabaseUnavailable,
     PrivateProfile,
+    RateLimitDeferred,
     RedisUnavailable,
     SyncAlreadyRunning,
+    SyncCancelled,
     SyncWorkerError,
     TransientError,
 )
@@ -32,7 +34,7 @@ from ..settings import Settings
 from ..store import libraries, writer
 from .checkpoints import Checkpoint, CheckpointStore
 from .locks import LeaseLock
-from .progress import ProgressPublisher, utc_now_iso
+from .progress import ProgressPublisher, percent, utc_now_iso
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +47,7 @@ class SyncOutcome:
 
     library_id: str
     run_id: str
-    status: str  # completed | private | failed
+    status: str  # completed | private | cancelled | failed
     total_games: int
     new_games: int
     updated_games: int
@@ -116,6 +118,7 @@ class _Run:
             min_interval_s=self.settings.progress_min_interval_s,
         )
         self.checkpoint = self._load_or_start(sync_type)
+        self.games: list[OwnedGame] | None = None  # known once fetched
         self.log = log.bind(library_id=self.library_id, run_id=self.checkpoint.run_id)
 
     def _load_or_start(self, sync_type: str) -> Checkpoint:
@@ -144,10 +147,16 @@ class _Run:
         try:
             games = self._fetch()
             self.lock.renew()  # a huge fetch may take a while: make sure the lease is still ours
+            self._stop_if_cancelled()
             self._write(games)
             return self._complete(games)
         except PrivateProfile as exc:
             return self._end("private", exc)
+        except SyncCancelled as exc:
+            return self._end("cancelled", exc)
+        except RateLimitDeferred:
+            self._step_aside()
+            raise
         except SyncWorkerError as exc:
             self._end("failed", exc)
             raise
@@ -159,7 +168,8 @@ class _Run:
     def _fetch(self) -> list[OwnedGame]:
         adapter = self.engine._adapter_factory()
         try:
-            return adapter.fetch_owned_games(self.library.platform_user_id)
+            self.games = adapter.fetch_owned_games(self.library.platform_user_id)
+            return self.games
         finally:
             self.checkpoint.api_calls += adapter.api_calls
 
@@ -182,7 +192,20 @@ class _Run:
             )
             if self.engine._after_batch is not None:
                 self.engine._after_batch(self.library_id, cp.batches)
+            self._stop_if_cancelled()
             self.lock.renew()
+
+    def _stop_if_cancelled(self) -> None:
+        if self.engine._redis.exists(keys.cancel_key(self.library_id)):
+            raise SyncCancelled()
+
+    def _step_aside(self) -> None:
+        """Out of rate-limit budget: keep the checkpoint and wait in the queue, not as a failure."""
+        with self.engine._pool.connection() as conn:
+            libraries.set_sync_status(conn, self.library_id, "queued")
+        self.log.info(
+            "sync.deferred", reason="rate limit budget", resume_after=self.checkpoint.last_game_id
+        )
 
     def _complete(self, games: Sequence[OwnedGame]) -> SyncOutcome:
         cp = self.checkpoint
@@ -213,29 +236,39 @@ class _Run:
         return self._outcome("completed", totals)
 
     def _end(self, status: str, error: SyncWorkerError) -> SyncOutcome:
-        """Record a failed or private outcome; stored games stay exactly as they were."""
+        """Record a private, cancelled or failed outcome; stored games stay as they were.
+
+        Transient failures are recorded but not announced: whoever retries (the Retries
+        middleware, or the CLI) publishes `retrying` or `failed`.
+        """
         cp = self.checkpoint
         totals = self._totals(cp.games_processed, 0)
         # Best effort: when the database or Redis is what failed, recording may fail too.
         with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
             if not isinstance(error, TransientError):
                 self.engine._checkpoints.clear(self.library_id)  # nothing to resume
+            if status == "cancelled":
+                self.engine._redis.delete(keys.cancel_key(self.library_id))
             with self.engine._pool.connection() as conn, conn.transaction():
                 libraries.finish_run(
                     conn, self.library_id, cp.run_id, status, totals, error.to_dict()
                 )
-        with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
-            self.progress.publish(
-                "failed",
-                games_processed=cp.games_processed,
-                total_games=self.library.total_games,
-                message=error.message,
-                error=error.to_dict(),
-                started_at=cp.started_at,
-                completed_at=utc_now_iso(),
-            )
-        # A private profile is the user's choice, not our failure: info, not warning.
-        level = self.log.info if status == "private" else self.log.warning
+        if not isinstance(error, TransientError):
+            fetched = self.games is not None
+            total = len(self.games) if self.games is not None else self.library.total_games
+            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+                self.progress.publish(
+                    "cancelled" if status == "cancelled" else "failed",
+                    progress=percent(cp.games_processed, total) if fetched else 0,
+                    games_processed=cp.games_processed,
+                    total_games=total,
+                    message=error.message,
+                    error=error.to_dict(),
+                    started_at=cp.started_at,
+                    completed_at=utc_now_iso(),
+                )
+        # Private profiles and cancellations are users' choices, not our failures.
+        level = self.log.warning if status == "failed" else self.log.info
         level("sync.ended", status=status, error_code=error.code, reason=error.message)
         return self._outcome(status, totals, error.to_dict())
 

@@ -11,13 +11,43 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from .. import keys
 
+if TYPE_CHECKING:
+    from ..runtime import Runtime
+
 STATUSES = ("queued", "starting", "syncing", "completed", "failed", "cancelled", "retrying")
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def last_event(client: redis.Redis, library_id: str) -> dict[str, Any] | None:
+    """The library's latest event, if Redis still has it."""
+    raw = client.get(keys.progress_key(library_id))
+    event: dict[str, Any] | None = json.loads(raw) if raw else None
+    return event
+
+
+def publish_lifecycle(
+    runtime: Runtime, library_id: str, status: str, message: str, **extra: Any
+) -> dict[str, Any]:
+    """Publish a lifecycle event that keeps the last known progress figures of the library."""
+    previous = last_event(runtime.redis, library_id) or {}
+    publisher = ProgressPublisher(
+        runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0
+    )
+    carried = {k: previous[k] for k in ("started_at",) if k in previous}
+    return publisher.publish(
+        status,
+        progress=previous.get("progress", 0) if status != "queued" else 0,
+        games_processed=previous.get("games_processed", 0),
+        total_games=previous.get("total_games", 0),
+        message=message,
+        **{**carried, **extra},
+    )
 
 
 def utc_now_iso() -> str:
