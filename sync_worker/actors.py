@@ -14,6 +14,7 @@ import structlog
 from .broker import QUEUE_HIGH
 from .errors import MalformedMessage, PermanentError, SyncAlreadyRunning
 from .platforms.steam import SteamClient
+from .ratelimit import RateLimiter
 from .runtime import get_runtime
 from .sync.engine import SyncEngine
 
@@ -34,8 +35,13 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
             f"sync_library got library_id={library_id!r:.60}, sync_type={sync_type!r:.20}."
         )
     runtime = get_runtime()
+    settings = runtime.settings
+    # Past max_wait the limiter raises RateLimitDeferred; the RateLimit middleware re-enqueues.
+    limiter = RateLimiter.from_settings(
+        runtime.redis, settings, max_wait_s=settings.rate_limit_max_wait_s
+    )
     engine = SyncEngine(
-        runtime.settings, runtime.redis, runtime.pool, lambda: SteamClient(runtime.settings)
+        settings, runtime.redis, runtime.pool, lambda: SteamClient(settings, gate=limiter)
     )
     try:
         outcome = engine.sync(library_id, sync_type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -126,11 +127,14 @@ def iter_progress(
                 yield current
                 if until_done and current["status"] in FINAL_STATUSES:
                     return
+        deadline = time.monotonic() + timeout_s if timeout_s is not None else None
         while True:
-            message = pubsub.get_message(timeout=timeout_s if timeout_s is not None else 3600)
+            # get_message also returns None for subscription confirmations: wait on a deadline.
+            wait_s = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait_s <= 0:
+                return
+            message = pubsub.get_message(timeout=min(wait_s, 1.0))
             if message is None:
-                if timeout_s is not None:
-                    return
                 continue
             event: dict[str, Any] = json.loads(message["data"])
             if library_id is not None and event["library_id"] != library_id:
@@ -138,6 +142,8 @@ def iter_progress(
             yield event
             if until_done and library_id is not None and event["status"] in FINAL_STATUSES:
                 return
+            if deadline is not None and timeout_s is not None:
+                deadline = time.monotonic() + timeout_s  # the timeout is per event
     finally:
         pubsub.close()
 

@@ -169,8 +169,9 @@ class RateLimitDeferred(SyncWorkerError):
     default_message = "Waiting for Steam rate-limit budget; the sync will resume on its own."
 
     def __init__(self, retry_after_s: float, bucket: str) -> None:
+        wait = f"{retry_after_s:.1f}" if retry_after_s < 10 else f"{retry_after_s:.0f}"
         super().__init__(
-            f"Waiting {retry_after_s:.0f} s for {bucket} rate-limit budget; the sync resumes on its own."
+            f"Waiting {wait} s for {bucket} rate-limit budget; the sync resumes on its own."
         )
         self.retry_after_s = retry_after_s
         self.bucket = bucket

@@ -8,7 +8,12 @@ starts from empty tables, an empty Redis database and a fresh simulator.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +74,8 @@ def settings(server_urls: tuple[str, str], simulator: SimulatorServer) -> Settin
         sync_lock_ttl_s=5.0,
         progress_min_interval_s=0.0,
         log_format="json",
+        steam_webapi_calls_per_window=100_000,  # tests that exercise limits set their own
+        steam_429_backoff_s=0.5,
     )
 
 
@@ -189,5 +196,69 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         SYNC_BATCH_SIZE="100",
         LOG_LEVEL="DEBUG",
         LOG_FORMAT="json",
+        STEAM_WEBAPI_CALLS_PER_WINDOW="100000",
+        # Short waits so retries and deferrals happen within a test's patience.
+        RETRY_MAX="3",
+        RETRY_MIN_BACKOFF_S="0.2",
+        RETRY_MAX_BACKOFF_S="1",
+        STEAM_429_BACKOFF_S="0.5",
+        RATE_LIMIT_MAX_WAIT_S="0.3",
+        PROGRESS_MIN_INTERVAL_S="0",  # every batch's event, so tests can count them
     )
     return env
+
+
+@contextmanager
+def running_worker(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    processes: int = 1,
+    queues: tuple[str, ...] = ("high", "default"),
+) -> Iterator[subprocess.Popen[str]]:
+    """`dramatiq sync_worker.worker` as the Procfile runs it, logging to log_path."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "sync_worker.worker",
+                "--processes",
+                str(processes),
+                "--threads",
+                "2",
+                "--queues",
+                *queues,
+                "--worker-shutdown-timeout",
+                "5000",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:
+    """Poll until predicate() is truthy; return its value or fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def library_status(runtime: Runtime, library_id: str) -> str:
+    """The library row's sync_status."""
+    [(status,)] = fetch_all(
+        runtime, "SELECT sync_status FROM user_libraries WHERE library_id = %s", library_id
+    )
+    return str(status)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import dramatiq
@@ -13,38 +11,16 @@ import pytest
 from sync_worker import client
 from sync_worker.broker import get_broker, reset_broker
 from sync_worker.simulator import steam_id_for
-from tests.conftest import fetch_all
+from tests.conftest import fetch_all, library_status, running_worker, wait_for
 
 
 @pytest.fixture(scope="module")
 def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[subprocess.Popen[str]]:
-    """`dramatiq sync_worker.worker` on the high and default queues, as the Procfile runs it."""
-    log = (tmp_path_factory.mktemp("worker") / "worker.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "sync_worker.worker",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-            "--queues",
-            "high",
-            "default",
-            "--worker-shutdown-timeout",
-            "5000",
-        ],
-        env={**subprocess_env, "LOG_LEVEL": "INFO"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    yield process
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    """One worker process on high and default for the module."""
+    with running_worker(
+        subprocess_env, tmp_path_factory.mktemp("worker") / "worker.log"
+    ) as process:
+        yield process
 
 
 @pytest.fixture(autouse=True)
@@ -56,15 +32,11 @@ def fresh_broker(runtime) -> Iterator[None]:
 
 
 def wait_for_status(runtime, library_id: str, statuses: set[str], timeout_s: float = 60) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        [(status,)] = fetch_all(
-            runtime, "SELECT sync_status FROM user_libraries WHERE library_id = %s", library_id
-        )
-        if status in statuses:
-            return str(status)
-        time.sleep(0.1)
-    raise AssertionError(f"library still {status!r} after {timeout_s} s")
+    return wait_for(
+        lambda: (s := library_status(runtime, library_id)) in statuses and s,
+        timeout_s,
+        f"library {library_id} to reach {statuses}",
+    )
 
 
 def test_requested_syncs_are_processed_by_a_real_worker(runtime, register, worker, sim):
@@ -95,8 +67,6 @@ def test_a_malformed_message_fails_at_once_without_retries(runtime, worker):
         options={},
     )
     broker.enqueue(message)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not runtime.redis.zcard("dramatiq:high.XQ"):
-        time.sleep(0.1)
+    wait_for(lambda: runtime.redis.zcard("dramatiq:high.XQ"), 30, "the message to be dead-lettered")
     assert runtime.redis.zcard("dramatiq:high.XQ") == 1  # Dramatiq's dead-letter set for `high`
     assert runtime.redis.zcard("dramatiq:high.DQ") == 0  # and nothing scheduled for a retry

@@ -1,7 +1,8 @@
 """The simulator's HTTP server: Steam's endpoints plus a small `/_sim/` admin API for tests.
 
 Admin API (JSON in, JSON out):
-  GET  /_sim/stats                     call counts per endpoint, and the total
+  GET  /_sim/stats                     call counts per endpoint, the total, 429s sent and the
+                                       busiest rate-limit window
   POST /_sim/reset                     forget counts, library changes, faults and limits
   POST /_sim/libraries/{steam_id}      change a library: {"bump_playtime": {appid: minutes},
                                        "remove": [appid], "add": [appid]}
@@ -69,6 +70,7 @@ class SimulatorState:
         self.rate_limit: tuple[int, float] | None = None
         self.recent_calls: deque[float] = deque()
         self.rejected_429 = 0
+        self.peak_window_calls = 0  # most admitted calls seen in one sliding window
 
     def reset(self) -> None:
         """Back to a fresh simulator (the api key stays)."""
@@ -79,6 +81,7 @@ class SimulatorState:
             self.rate_limit = None
             self.recent_calls.clear()
             self.rejected_429 = 0
+            self.peak_window_calls = 0
 
     def count_call(self, endpoint: str) -> bool:
         """Count a call; return False when the configured rate limit rejects it."""
@@ -94,6 +97,7 @@ class SimulatorState:
                 self.rejected_429 += 1
                 return False
             self.recent_calls.append(now)
+            self.peak_window_calls = max(self.peak_window_calls, len(self.recent_calls))
             return True
 
     def take_fault(self, endpoint: str) -> Fault | None:
@@ -185,6 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "calls": dict(state.calls),
                         "total": sum(state.calls.values()),
                         "rejected_429": state.rejected_429,
+                        "peak_window_calls": state.peak_window_calls,
                     }
                 )
             return

@@ -109,14 +109,12 @@ class ProgressPublisher:
     ) -> dict[str, Any] | None:
         """A throttled `syncing` update; the first and the last (all processed) always go out."""
         now = self._clock()
+        is_first = self._first_progress_at is None
         if self._first_progress_at is None:
             self._first_progress_at = (now, games_processed)
         is_last = games_processed >= total_games
-        if (
-            not is_last
-            and self._last_sent is not None
-            and now - self._last_sent < self._min_interval_s
-        ):
+        throttled = self._last_sent is not None and now - self._last_sent < self._min_interval_s
+        if throttled and not (is_first or is_last):
             return None
         return self.publish(
             "syncing",

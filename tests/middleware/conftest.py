@@ -1,0 +1,38 @@
+"""One real worker process for the middleware tests, plus event collection helpers."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sync_worker import client
+from sync_worker.broker import reset_broker
+from tests.conftest import running_worker
+
+
+@pytest.fixture(scope="package")
+def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[subprocess.Popen[str]]:
+    """`dramatiq sync_worker.worker` on high and default, with short retry and backoff settings."""
+    log_path = tmp_path_factory.mktemp("middleware") / "worker.log"
+    with running_worker(subprocess_env, log_path) as process:
+        process.log_path = log_path  # type: ignore[attr-defined]
+        yield process
+
+
+@pytest.fixture(autouse=True)
+def fresh_broker(runtime) -> Iterator[None]:
+    """The test process's broker on the test Redis database."""
+    reset_broker()
+    yield
+    reset_broker()
+
+
+def sync_and_collect(
+    library_id: str, timeout_s: float = 60, **request: Any
+) -> list[dict[str, Any]]:
+    """Request a sync and collect its events until a final one (queued first)."""
+    client.request_sync(library_id, **request)
+    return list(client.iter_progress(library_id, timeout_s=timeout_s))

@@ -1,0 +1,40 @@
+"""Cancellation through a real worker and the client."""
+
+from __future__ import annotations
+
+from sync_worker import client, keys
+from sync_worker.broker import get_broker
+from sync_worker.simulator import steam_id_for
+from sync_worker.sync.pending import claim_pending
+from tests.conftest import fetch_all, library_status, wait_for
+
+
+def test_a_queued_sync_of_a_cancelled_library_is_skipped(runtime, register, worker, sim):
+    """Cancel before a worker takes the message: it is skipped, nothing is fetched or written."""
+    library_id = register(steam_id_for(30, seed=81))
+    message = client.sync_message(library_id)
+    claim_pending(runtime.redis, library_id, message.message_id, ttl_s=60, force=False)
+    get_broker().enqueue(message, delay=1500)  # still queued when we cancel
+
+    assert client.cancel_sync(library_id) is True
+
+    wait_for(lambda: library_status(runtime, library_id) == "cancelled", 30, "the skip")
+    assert sim.calls() == 0 and fetch_all(runtime, "SELECT 1 FROM sync_runs") == []
+    assert client.get_status(library_id)["status"] == "cancelled"
+    assert not runtime.redis.exists(keys.cancel_key(library_id))  # consumed
+    assert client.request_sync(library_id) != message.message_id  # the slot was freed
+
+
+def test_cancelling_an_idle_library_is_a_clear_no_op(runtime, register):
+    """Nothing queued or running: False, and no flag left behind to ambush the next sync."""
+    library_id = register(steam_id_for(5, seed=82))
+    assert client.cancel_sync(library_id) is False
+    assert not runtime.redis.exists(keys.cancel_key(library_id))
+
+
+def test_a_new_request_clears_a_pending_cancellation(runtime, register):
+    """request_sync after a cancel starts a real sync, not a skipped one."""
+    library_id = register(steam_id_for(5, seed=83))
+    runtime.redis.set(keys.cancel_key(library_id), "1")
+    client.request_sync(library_id)
+    assert not runtime.redis.exists(keys.cancel_key(library_id))
