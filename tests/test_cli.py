@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from sync_worker.ratelimit import RateLimiter
 from sync_worker.simulator import ProfileKind, steam_id_for
 from tests.conftest import TEST_KEY, fetch_all
 
@@ -105,3 +106,26 @@ def test_migrate_is_idempotent(runtime, subprocess_env):
     """`sync-worker migrate` on a migrated database changes nothing and says so."""
     result = cli(subprocess_env, "migrate")
     assert result.returncode == 0 and "schema up to date" in result.stdout
+
+
+def test_inline_sync_waits_for_budget_and_says_so(runtime, settings, subprocess_env, sim):
+    """With the shared bucket full, `sync` waits for the window (on the terminal), then completes."""
+    window = {"steam_webapi_calls_per_window": 2, "steam_webapi_window_seconds": 3}
+    workers_view = RateLimiter.from_settings(
+        runtime.redis, settings.model_copy(update=window), max_wait_s=0
+    )
+    assert (
+        workers_view.try_acquire("steam_webapi").admitted
+        and workers_view.try_acquire("steam_webapi").admitted
+    )
+
+    env = {
+        **subprocess_env,
+        "STEAM_WEBAPI_CALLS_PER_WINDOW": "2",
+        "STEAM_WEBAPI_WINDOW_SECONDS": "3",
+    }
+    result = cli(env, "sync", "--steam-id", steam_id_for(5, seed=33), "--json")
+
+    assert json.loads(result.stdout)["status"] == "completed"
+    assert "for steam_webapi budget (2/2 used)" in result.stderr
+    assert sim.stats()["rejected_429"] == 0

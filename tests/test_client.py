@@ -88,3 +88,25 @@ def test_register_from_vanity_name_resolves_once_and_is_idempotent(runtime, sim)
         (steam_id_for(33), f"Player {steam_id_for(33)[-6:]}")
     ]
     assert sim.stats()["calls"] == {"ResolveVanityURL": 1, "GetPlayerSummaries": 1}
+
+
+def test_a_second_request_while_queued_returns_the_first(runtime, register):
+    """De-duplication: one message per library while queued or running, unless forced."""
+    library_id = register(steam_id_for(3))
+    first = client.request_sync(library_id)
+    assert client.request_sync(library_id) == first
+    assert client.request_sync(library_id, sync_type="scheduled") == first
+    forced = client.request_sync(library_id, force=True)
+    assert forced != first
+    assert [take_message("high").message_id, take_message("high").message_id] == [first, forced]
+    assert take_message("default") is None
+
+
+def test_iter_progress_starts_with_the_current_state_and_stops_when_done(
+    runtime, register, make_engine
+):
+    """A late subscriber still sees where the sync stands; a final event ends the stream."""
+    library_id = register(steam_id_for(10, seed=52))
+    make_engine().sync(library_id)
+    events = list(client.iter_progress(library_id, timeout_s=1))
+    assert [e["status"] for e in events] == ["completed"]

@@ -296,3 +296,33 @@ def test_unknown_library_is_a_clear_permanent_error(make_engine, runtime):
         make_engine().sync("00000000-0000-0000-0000-000000000000")
     with pytest.raises(UnknownLibrary):
         make_engine().sync("not-a-uuid")
+
+
+def test_cancel_mid_sync_stops_at_the_next_batch_and_keeps_what_was_saved(
+    runtime, register, make_engine
+):
+    """Cancelled during batch 3 of 10: exactly 3 batches kept, run and library end `cancelled`."""
+    from sync_worker import client
+
+    library_id = register(steam_id_for(1_000, seed=19))
+
+    def cancel_during_third(lib: str, batch: int) -> None:
+        if batch == 3:
+            assert client.cancel_sync(lib) is True  # the running sync holds the lease
+
+    outcome = make_engine(after_batch=cancel_during_third).sync(library_id)
+
+    assert outcome.status == "cancelled" and outcome.error["code"] == "cancelled"
+    assert len(owned_rows(runtime, library_id)) == 300
+    assert fetch_all(
+        runtime, "SELECT status, new_games FROM sync_runs WHERE library_id = %s", library_id
+    ) == [("cancelled", 300)]
+    event = json.loads(runtime.redis.get(keys.progress_key(library_id)))
+    assert (event["status"], event["games_processed"], event["total_games"]) == (
+        "cancelled",
+        300,
+        1_000,
+    )
+    assert runtime.redis.get(keys.checkpoint_key(library_id)) is None
+    assert not runtime.redis.exists(keys.cancel_key(library_id))
+    assert make_engine().sync(library_id).new_games == 700  # the next sync finishes the job
