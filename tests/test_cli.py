@@ -129,3 +129,14 @@ def test_inline_sync_waits_for_budget_and_says_so(runtime, settings, subprocess_
     assert json.loads(result.stdout)["status"] == "completed"
     assert "for steam_webapi budget (2/2 used)" in result.stderr
     assert sim.stats()["rejected_429"] == 0
+
+
+def test_cancel_command_on_an_idle_library_says_there_is_nothing_to_cancel(
+    runtime, register, subprocess_env
+):
+    """The CLI wraps client.cancel_sync and says what happened."""
+    library_id = register(steam_id_for(5, seed=36))
+    result = cli(subprocess_env, "cancel", "--library-id", library_id)
+    assert result.returncode == 0 and "nothing to cancel" in result.stdout
+    status = cli(subprocess_env, "status", "--library-id", library_id)
+    assert json.loads(status.stdout)["status"] == "never_synced"

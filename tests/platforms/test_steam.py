@@ -89,6 +89,7 @@ def test_connection_errors_carry_no_url_or_key(settings):
     [
         ({"kind": "status", "status": 503}, SteamUnavailable),
         ({"kind": "status", "status": 429}, SteamRateLimited),
+        ({"kind": "status", "status": 403}, SteamRateLimited),  # Steam's 403 that means 429
         ({"kind": "truncate"}, SteamBadResponse),
     ],
 )

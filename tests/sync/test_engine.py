@@ -326,3 +326,19 @@ def test_cancel_mid_sync_stops_at_the_next_batch_and_keeps_what_was_saved(
     assert runtime.redis.get(keys.checkpoint_key(library_id)) is None
     assert not runtime.redis.exists(keys.cancel_key(library_id))
     assert make_engine().sync(library_id).new_games == 700  # the next sync finishes the job
+
+
+def test_losing_redis_is_a_transient_error(runtime, register, settings):
+    """A dead Redis surfaces as redis_unavailable (retried), not as a raw client exception."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from sync_worker.errors import RedisUnavailable
+    from sync_worker.platforms.steam import SteamClient
+
+    dead = redis.Redis(unix_socket_path="/nonexistent/redis.sock", retry=Retry(NoBackoff(), 0))
+    engine = SyncEngine(settings, dead, runtime.pool, lambda: SteamClient(settings))
+    with pytest.raises(RedisUnavailable) as caught:
+        engine.sync(register(steam_id_for(5, seed=20)))
+    assert caught.value.code == "redis_unavailable"
