@@ -6,13 +6,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pydantic import SecretStr
-
-from sync_worker.local import EmbeddedServers
-from sync_worker.runtime import Runtime, set_runtime
-from sync_worker.settings import Settings, use_settings
+from sync_worker.runtime import Runtime
+from sync_worker.sandbox import sandbox
+from sync_worker.settings import Settings
 from sync_worker.simulator import SimulatorServer
-from sync_worker.store.migrations import migrate
 
 BENCH_DATABASE = "sync_worker_bench"
 BENCH_REDIS_DB = 3
@@ -23,33 +20,8 @@ BENCH_KEY = "bench-key"
 def bench_runtime() -> Iterator[tuple[Runtime, SimulatorServer]]:
     """A runtime on an emptied bench database, and a running simulator."""
     base = Settings(_env_file=None, log_level="WARNING")  # type: ignore[call-arg]
-    servers = EmbeddedServers(base.sync_worker_home)
-    urls = servers.acquire()
-    servers.ensure_database(urls, BENCH_DATABASE)
-    with SimulatorServer(api_key=BENCH_KEY) as simulator:
-        settings = base.model_copy(
-            update={
-                "database_url": urls.database_url(BENCH_DATABASE),
-                "redis_url": urls.redis_url(BENCH_REDIS_DB),
-                "steam_api_key": SecretStr(BENCH_KEY),
-                "steam_api_base_url": simulator.url,
-                "steam_store_base_url": simulator.url,
-            }
-        )
-        use_settings(settings)
-        runtime = Runtime(settings)
-        set_runtime(runtime)
-        runtime.redis.flushdb()
-        with runtime.pool.connection() as conn:
-            conn.execute("DROP SCHEMA public CASCADE")
-            conn.execute("CREATE SCHEMA public")
-            conn.commit()
-            migrate(conn)
-        try:
-            yield runtime, simulator
-        finally:
-            set_runtime(None)
-            use_settings(None)
+    with sandbox(base, database=BENCH_DATABASE, redis_db=BENCH_REDIS_DB, api_key=BENCH_KEY) as env:
+        yield env
 
 
 def child_env(runtime: Runtime) -> dict[str, str]:

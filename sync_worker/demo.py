@@ -1,8 +1,7 @@
 """`sync-worker demo`: real syncs through real Dramatiq messages, no key and no network.
 
-Embedded PostgreSQL + Redis, the Steam simulator on a local port, an in-process worker.
-The demo owns database `sync_worker_demo` and Redis db 2, and empties both first, so
-every run starts from scratch and never touches other data.
+Embedded PostgreSQL + Redis, the Steam simulator on a local port, an in-process worker,
+all in a sandbox: database `sync_worker_demo` and Redis db 2, emptied on every run.
 """
 
 from __future__ import annotations
@@ -13,17 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
-from pydantic import SecretStr
 
 from . import client
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, get_broker, reset_broker
-from .errors import ConfigurationError
-from .local import EmbeddedServers
 from .logs import configure_logging
-from .runtime import Runtime, set_runtime
-from .settings import get_settings, use_settings
+from .sandbox import sandbox
+from .settings import get_settings
 from .simulator import ProfileKind, SimulatorServer, steam_id_for
-from .store.migrations import migrate
 
 DEMO_DATABASE = "sync_worker_demo"
 DEMO_REDIS_DB = 2
@@ -52,34 +47,17 @@ LIBRARIES = [
 
 def run_demo() -> int:
     """Run the demo; return the process exit code."""
-    settings = get_settings()
-    if settings.is_production:
-        raise ConfigurationError("the demo wipes its own database: it does not run in production.")
-    servers = EmbeddedServers(settings.sync_worker_home)
-    urls = servers.acquire()
-    servers.ensure_database(urls, DEMO_DATABASE)
-    with SimulatorServer(api_key=DEMO_KEY) as simulator:
-        demo_settings = settings.model_copy(
-            update={
-                "database_url": urls.database_url(DEMO_DATABASE),
-                "redis_url": urls.redis_url(DEMO_REDIS_DB),
-                "steam_api_key": SecretStr(DEMO_KEY),
-                "steam_api_base_url": simulator.url,
-                "steam_store_base_url": simulator.url,
-                "log_level": os.environ.get(
-                    "LOG_LEVEL", "WARNING"
-                ),  # the demo prints its own story
-            }
-        )
-        use_settings(demo_settings)
-        configure_logging(demo_settings)
-        runtime = Runtime(demo_settings)
-        set_runtime(runtime)
-        _reset(runtime)
+    base = get_settings()
+    # The demo prints its own story; logs only for problems unless LOG_LEVEL says otherwise.
+    base = base.model_copy(update={"log_level": os.environ.get("LOG_LEVEL", "WARNING")})
+    with sandbox(base, database=DEMO_DATABASE, redis_db=DEMO_REDIS_DB, api_key=DEMO_KEY) as (
+        runtime,
+        simulator,
+    ):
+        configure_logging(runtime.settings)
         print(
-            f"Steam simulator: {simulator.url}   PostgreSQL + Redis: embedded in {settings.sync_worker_home}/"
+            f"Steam simulator: {simulator.url}   PostgreSQL + Redis: embedded in {base.sync_worker_home}/"
         )
-
         broker = get_broker()
         worker = dramatiq.Worker(broker, worker_threads=2, queues={QUEUE_HIGH, QUEUE_DEFAULT})
         worker.start()
@@ -105,18 +83,7 @@ def run_demo() -> int:
         finally:
             worker.stop()
             reset_broker()
-            set_runtime(None)
-            use_settings(None)
     return 0
-
-
-def _reset(runtime: Runtime) -> None:
-    runtime.redis.flushdb()
-    with runtime.pool.connection() as conn:
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-        conn.commit()
-        migrate(conn)
 
 
 def _sync_all(

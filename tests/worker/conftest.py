@@ -1,4 +1,4 @@
-"""One real worker process for the middleware tests, plus event collection helpers."""
+"""One real worker process for every test in this package, plus event collection helpers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.conftest import running_worker
 @pytest.fixture(scope="package")
 def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[subprocess.Popen[str]]:
     """`dramatiq sync_worker.worker` on high and default, with short retry and backoff settings."""
-    log_path = tmp_path_factory.mktemp("middleware") / "worker.log"
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     with running_worker(subprocess_env, log_path) as process:
         process.log_path = log_path  # type: ignore[attr-defined]
         yield process

@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
-
 import dramatiq
-import pytest
 
 from sync_worker import client
-from sync_worker.broker import get_broker, reset_broker
+from sync_worker.broker import get_broker
 from sync_worker.simulator import steam_id_for
-from tests.conftest import fetch_all, library_status, running_worker, wait_for
-
-
-@pytest.fixture(scope="module")
-def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[subprocess.Popen[str]]:
-    """One worker process on high and default for the module."""
-    with running_worker(
-        subprocess_env, tmp_path_factory.mktemp("worker") / "worker.log"
-    ) as process:
-        yield process
-
-
-@pytest.fixture(autouse=True)
-def fresh_broker(runtime) -> Iterator[None]:
-    """Each test builds its broker on the test Redis database."""
-    reset_broker()
-    yield
-    reset_broker()
+from tests.conftest import fetch_all, library_status, wait_for
 
 
 def wait_for_status(runtime, library_id: str, statuses: set[str], timeout_s: float = 60) -> str:
