@@ -7,12 +7,15 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .client import cancel_sync, get_status, register_steam_library, request_sync
+from .demo import run_demo
 from .errors import SyncWorkerError, TransientError
 from .logs import configure_logging
 from .platforms.steam import SteamClient
 from .ratelimit import Admission, RateLimiter
 from .runtime import get_runtime
 from .settings import get_settings
+from .simulator import SimulatorServer
 from .store import libraries
 from .store.migrations import migrate
 from .sync.engine import SyncEngine, SyncOutcome
@@ -29,8 +32,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_simulator(args: argparse.Namespace) -> int:
     """Serve the Steam simulator in the foreground."""
-    from .simulator import SimulatorServer
-
     server = SimulatorServer(host=args.host, port=args.port, api_key=args.api_key)
     print(f"Steam simulator on {server.url} (key {args.api_key!r}); Ctrl-C stops it", flush=True)
     try:
@@ -96,8 +97,6 @@ def _say_waiting(bucket: str, admission: Admission) -> None:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Register the account if needed and queue a sync for the workers."""
-    from .client import register_steam_library, request_sync
-
     library_id = register_steam_library(args.steam_id)
     message_id = request_sync(library_id, force=args.force, sync_type=args.type)
     print(json.dumps({"library_id": library_id, "message_id": message_id}))
@@ -106,16 +105,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a library's latest progress event."""
-    from .client import get_status
-
     print(json.dumps(get_status(args.library_id)))
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a library's queued or running sync."""
-    from .client import cancel_sync
-
     if cancel_sync(args.library_id):
         print(
             "cancellation requested: a queued sync is skipped, a running one stops at its next batch"
@@ -160,8 +155,6 @@ def _report_error(args: argparse.Namespace, library_id: str | None, exc: SyncWor
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Real syncs through real Dramatiq messages on embedded servers and the simulator."""
-    from .demo import run_demo
-
     return run_demo()
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import dramatiq
 
 from . import keys
+from .actors import SYNC_TYPES
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, get_broker
 from .errors import MalformedMessage
 from .platforms.steam import SteamClient
@@ -17,8 +18,6 @@ from .runtime import get_runtime
 from .store import libraries
 from .sync.pending import claim_pending, pending_message, release_pending
 from .sync.progress import FINAL_STATUSES, ProgressPublisher, last_event
-
-SYNC_TYPES = ("manual", "scheduled", "auto")
 
 
 def register_steam_library(identity: str, *, steam: SteamClient | None = None) -> str:

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
+from psycopg.rows import dict_row
 
 from . import client
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, get_broker, reset_broker
 from .logs import configure_logging
+from .runtime import get_runtime
 from .sandbox import sandbox
 from .settings import get_settings
 from .simulator import ProfileKind, SimulatorServer, steam_id_for
+from .simulator.ids import parse_profile
 
 DEMO_DATABASE = "sync_worker_demo"
 DEMO_REDIS_DB = 2
@@ -112,10 +115,6 @@ def _sync_all(
 
 
 def _latest_run(library_id: str) -> dict[str, Any]:
-    from psycopg.rows import dict_row
-
-    from .runtime import get_runtime
-
     with get_runtime().pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
             "SELECT status, total_games, new_games, updated_games, removed_games, api_calls, error"
@@ -127,8 +126,6 @@ def _latest_run(library_id: str) -> dict[str, Any]:
 
 
 def _owned_app_ids(simulator: SimulatorServer, steam_id: str) -> list[int]:
-    from .simulator.ids import parse_profile
-
     profile = parse_profile(steam_id)
     assert profile is not None
     games = simulator.state.owned_games(profile, include_appinfo=False, include_free=True)

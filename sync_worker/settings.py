@@ -58,9 +58,6 @@ class Settings(BaseSettings):
     cancel_ttl_s: int = 3600  # a cancellation nobody consumed expires
     db_pool_max_size: int = 10
 
-    # Dramatiq.
-    worker_shutdown_timeout_s: int = 25  # Heroku SIGKILLs 30 s after SIGTERM
-
     @property
     def is_production(self) -> bool:
         """True on a production deployment: explicit env, or any Heroku dyno."""
