@@ -10,7 +10,7 @@ import pytest
 
 from sync_worker import client
 from sync_worker.broker import reset_broker
-from tests.conftest import running_worker
+from tests.conftest import running_worker, wait_for
 
 
 @pytest.fixture(scope="package")
@@ -36,3 +36,16 @@ def sync_and_collect(
     """Request a sync and collect its events until a final one (queued first)."""
     client.request_sync(library_id, **request)
     return list(client.iter_progress(library_id, timeout_s=timeout_s))
+
+
+def settled(runtime) -> bool:
+    """True once no worker holds a message unacknowledged: every ack or dead-letter is done."""
+    return all(
+        runtime.redis.scard(key) == 0 for key in runtime.redis.scan_iter("dramatiq:__acks__.*")
+    )
+
+
+def dead_letters(runtime, queue: str = "high") -> int:
+    """Messages in Dramatiq's dead-letter set of a queue, once the broker has settled."""
+    wait_for(lambda: settled(runtime), 10, "the worker to ack or dead-letter")
+    return int(runtime.redis.zcard(f"dramatiq:{queue}.XQ"))

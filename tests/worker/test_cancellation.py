@@ -5,7 +5,7 @@ from __future__ import annotations
 from sync_worker import client, keys
 from sync_worker.broker import get_broker
 from sync_worker.simulator import steam_id_for
-from sync_worker.sync.pending import claim_pending
+from sync_worker.sync.pending import claim_pending, pending_message
 from tests.conftest import fetch_all, library_status, wait_for
 
 
@@ -20,9 +20,12 @@ def test_a_queued_sync_of_a_cancelled_library_is_skipped(runtime, register, work
 
     wait_for(lambda: library_status(runtime, library_id) == "cancelled", 30, "the skip")
     assert sim.calls() == 0 and fetch_all(runtime, "SELECT 1 FROM sync_runs") == []
-    assert client.get_status(library_id)["status"] == "cancelled"
+    wait_for(
+        lambda: client.get_status(library_id)["status"] == "cancelled", 10, "the cancelled event"
+    )
     assert not runtime.redis.exists(keys.cancel_key(library_id))  # consumed
-    assert client.request_sync(library_id) != message.message_id  # the slot was freed
+    wait_for(lambda: pending_message(runtime.redis, library_id) is None, 10, "the slot to be freed")
+    assert client.request_sync(library_id) != message.message_id
 
 
 def test_cancelling_an_idle_library_is_a_clear_no_op(runtime, register):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sync_worker import keys
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all
-from tests.worker.conftest import sync_and_collect
+from tests.worker.conftest import dead_letters, sync_and_collect
 
 
 def test_a_429_storm_defers_the_sync_until_it_clears(runtime, register, worker, sim):
@@ -21,7 +21,7 @@ def test_a_429_storm_defers_the_sync_until_it_clears(runtime, register, worker, 
     assert deferrals and all("rate-limit budget" in e["message"] for e in deferrals)
     assert sim.calls() == 4  # three 429s, one success
     assert fetch_all(runtime, "SELECT status, new_games FROM sync_runs") == [("completed", 60)]
-    assert runtime.redis.zcard("dramatiq:high.XQ") == 0
+    assert dead_letters(runtime) == 0
     assert (
         runtime.redis.get(keys.rate_strikes_key("steam_webapi")) is None
     )  # success reset the strikes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sync_worker.simulator import ProfileKind, steam_id_for
 from tests.conftest import fetch_all
-from tests.worker.conftest import sync_and_collect
+from tests.worker.conftest import dead_letters, sync_and_collect
 
 
 def test_transient_errors_retry_with_backoff_then_complete(runtime, register, worker, sim):
@@ -22,7 +22,7 @@ def test_transient_errors_retry_with_backoff_then_complete(runtime, register, wo
     assert fetch_all(runtime, "SELECT status, attempts, new_games FROM sync_runs") == [
         ("completed", 3, 150)
     ]
-    assert runtime.redis.zcard("dramatiq:high.XQ") == 0
+    assert dead_letters(runtime) == 0
 
 
 def test_exhausted_retries_dead_letter_and_every_record_agrees(runtime, register, worker, sim):
@@ -43,7 +43,7 @@ def test_exhausted_retries_dead_letter_and_every_record_agrees(runtime, register
     )
     assert (status, run_status, attempts) == ("failed", "failed", 4)
     assert sync_error == run_error == final["error"]
-    assert runtime.redis.zcard("dramatiq:high.XQ") == 1
+    assert dead_letters(runtime) == 1
     assert sim.calls() == 4
 
 
@@ -55,4 +55,4 @@ def test_permanent_errors_fail_at_once_without_retrying(runtime, register, worke
 
     assert [e["status"] for e in events] == ["queued", "starting", "failed"]
     assert events[-1]["error"]["code"] == "private_profile"
-    assert sim.calls() == 1 and runtime.redis.zcard("dramatiq:high.XQ") == 0
+    assert sim.calls() == 1 and dead_letters(runtime) == 0
