@@ -24,10 +24,18 @@ def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[subprocess.Pop
 
 @pytest.fixture(autouse=True)
 def fresh_broker(runtime) -> Iterator[None]:
-    """The test process's broker on the test Redis database."""
+    """The test process's broker on the test Redis database; no work may outlive the test."""
     reset_broker()
     yield
+    # The next test empties the tables: a job still running would collide with that.
+    wait_for(lambda: idle(runtime), 30, "the worker to finish the test's jobs")
     reset_broker()
+
+
+def idle(runtime) -> bool:
+    """No message queued, delayed or in a worker's hands."""
+    queues = ("high", "high.DQ", "default", "default.DQ")
+    return settled(runtime) and all(runtime.redis.llen(f"dramatiq:{q}") == 0 for q in queues)
 
 
 def sync_and_collect(

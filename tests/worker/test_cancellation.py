@@ -26,6 +26,7 @@ def test_a_queued_sync_of_a_cancelled_library_is_skipped(runtime, register, work
     assert not runtime.redis.exists(keys.cancel_key(library_id))  # consumed
     wait_for(lambda: pending_message(runtime.redis, library_id) is None, 10, "the slot to be freed")
     assert client.request_sync(library_id) != message.message_id
+    wait_for(lambda: library_status(runtime, library_id) == "completed", 30, "the new sync")
 
 
 def test_cancelling_an_idle_library_is_a_clear_no_op(runtime, register):
@@ -41,3 +42,26 @@ def test_a_new_request_clears_a_pending_cancellation(runtime, register):
     runtime.redis.set(keys.cancel_key(library_id), "1")
     client.request_sync(library_id)
     assert not runtime.redis.exists(keys.cancel_key(library_id))
+
+
+def test_a_running_sync_stops_within_one_batch_of_the_cancel(runtime, register, worker):
+    """Cancel while a worker writes a 50,000-game library: it ends `cancelled`, rows = batches done."""
+    library_id = register(steam_id_for(50_000, seed=84))
+    client.request_sync(library_id)
+    events = client.iter_progress(library_id, timeout_s=60)
+    seen_at_cancel = next(e for e in events if e["status"] == "syncing")["games_processed"]
+    assert client.cancel_sync(library_id) is True
+    final = [e for e in events if e["status"] != "syncing"][-1]
+
+    assert final["status"] == "cancelled"
+    stored = fetch_all(
+        runtime, "SELECT count(*) FROM library_games WHERE library_id = %s", library_id
+    )[0][0]
+    assert stored == final["games_processed"] < 50_000
+    assert stored % 100 == 0  # whole batches only (SYNC_BATCH_SIZE=100)
+    # The worker checks after every batch: it stopped right after the one in flight.
+    print(f"\ncancel seen at {seen_at_cancel} games, stopped at {stored}")
+    assert stored - seen_at_cancel <= 5 * 100  # a few batches of event/cancel latency at most
+    assert fetch_all(runtime, "SELECT status FROM sync_runs WHERE library_id = %s", library_id) == [
+        ("cancelled",)
+    ]
