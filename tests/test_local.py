@@ -54,7 +54,7 @@ def finish(process: subprocess.Popen[str]) -> None:
 
 
 def test_processes_share_servers_and_the_last_one_out_stops_them(tmp_path):
-    """A second process reuses the running servers; a killed process does not keep them alive."""
+    """A second process reuses the running servers; a killed one does not keep them alive; Redis data survives."""
     home = tmp_path / "home"
     first, first_urls = start_user(home)
     second, second_urls = start_user(home)
@@ -67,7 +67,14 @@ def test_processes_share_servers_and_the_last_one_out_stops_them(tmp_path):
     first.stdout.close()
     assert servers_up(first_urls) == (True, True)
 
+    with redis.Redis(unix_socket_path=first_urls["redis"]) as client:
+        client.set("queued-work", "kept")
     finish(second)  # the last live user leaves: both servers stop
 
     assert servers_up(first_urls) == (False, False)
     assert not (home / "postgres" / "postmaster.pid").exists()
+
+    third, third_urls = start_user(home)  # a later process starts them again, data intact
+    with redis.Redis(unix_socket_path=third_urls["redis"]) as client:
+        assert client.get("queued-work") == b"kept"
+    finish(third)
