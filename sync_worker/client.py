@@ -141,7 +141,7 @@ def iter_progress(
             yield event
             if until_done and library_id is not None and event["status"] in FINAL_STATUSES:
                 return
-            if deadline is not None and timeout_s is not None:
+            if timeout_s is not None:
                 deadline = time.monotonic() + timeout_s  # the timeout is per event
     finally:
         pubsub.close()
@@ -150,9 +150,8 @@ def iter_progress(
 def get_status(library_id: str) -> dict[str, Any]:
     """The library's latest progress event; from the database when Redis has none (expired, restarted)."""
     runtime = get_runtime()
-    raw = runtime.redis.get(keys.progress_key(str(library_id)))
-    if raw is not None:
-        event: dict[str, Any] = json.loads(raw)
+    event = last_event(runtime.redis, str(library_id))
+    if event is not None:
         return event
     with runtime.pool.connection() as conn:
         library = libraries.get_library(conn, library_id)

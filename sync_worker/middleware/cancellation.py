@@ -49,18 +49,12 @@ class Cancellation(Middleware):
             paused = checkpoints.load(library_id)  # a run waiting for budget or a retry
             with runtime.pool.connection() as conn, conn.transaction():
                 if paused is not None:
-                    totals = libraries.RunTotals(
-                        total_games=paused.games_processed,
-                        new_games=paused.new_games,
-                        updated_games=paused.updated_games,
-                        api_calls=paused.api_calls,
-                    )
                     libraries.finish_run(
                         conn,
                         library_id,
                         paused.run_id,
                         "cancelled",
-                        totals,
+                        paused.totals(paused.games_processed),
                         outcome.error.to_dict(),
                     )
                 else:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from .. import keys
+from ..store.libraries import RunTotals
 
 
 @dataclass
@@ -27,6 +28,16 @@ class Checkpoint:
     updated_games: int = 0
     api_calls: int = 0
     batches: int = 0
+
+    def totals(self, total_games: int, removed_games: int = 0) -> RunTotals:
+        """The run's counters as `sync_runs` records them."""
+        return RunTotals(
+            total_games=total_games,
+            new_games=self.new_games,
+            updated_games=self.updated_games,
+            removed_games=removed_games,
+            api_calls=self.api_calls,
+        )
 
 
 class CheckpointStore:

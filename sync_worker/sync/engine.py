@@ -219,7 +219,7 @@ class _Run:
                 # An empty list for a library we hold games for is more likely a Steam hiccup
                 # than a user who lost everything: keep the games (see docs/behaviour.md).
                 removed = 0
-            totals = self._totals(len(games), removed)
+            totals = cp.totals(len(games), removed)
             libraries.finish_run(conn, self.library_id, cp.run_id, "completed", totals)
         self.engine._checkpoints.clear(self.library_id)
         self.progress.publish(
@@ -242,7 +242,7 @@ class _Run:
         middleware, or the CLI) publishes `retrying` or `failed`.
         """
         cp = self.checkpoint
-        totals = self._totals(cp.games_processed, 0)
+        totals = cp.totals(cp.games_processed)
         # Best effort: when the database or Redis is what failed, recording may fail too.
         with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
             if not isinstance(error, TransientError):
@@ -271,16 +271,6 @@ class _Run:
         level = self.log.warning if status == "failed" else self.log.info
         level("sync.ended", status=status, error_code=error.code, reason=error.message)
         return self._outcome(status, totals, error.to_dict())
-
-    def _totals(self, total_games: int, removed: int) -> libraries.RunTotals:
-        cp = self.checkpoint
-        return libraries.RunTotals(
-            total_games=total_games,
-            new_games=cp.new_games,
-            updated_games=cp.updated_games,
-            removed_games=removed,
-            api_calls=cp.api_calls,
-        )
 
     def _outcome(
         self, status: str, totals: libraries.RunTotals, error: dict[str, Any] | None = None

@@ -39,14 +39,14 @@ def publish_lifecycle(
     publisher = ProgressPublisher(
         runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0
     )
-    carried = {k: previous[k] for k in ("started_at",) if k in previous}
+    extra.setdefault("started_at", previous.get("started_at"))  # None is left out
     return publisher.publish(
         status,
         progress=previous.get("progress", 0) if status != "queued" else 0,
         games_processed=previous.get("games_processed", 0),
         total_games=previous.get("total_games", 0),
         message=message,
-        **{**carried, **extra},
+        **extra,
     )
 
 
@@ -110,7 +110,7 @@ class ProgressPublisher:
         """A throttled `syncing` update; the first and the last (all processed) always go out."""
         now = self._clock()
         is_first = self._first_progress_at is None
-        if self._first_progress_at is None:
+        if is_first:
             self._first_progress_at = (now, games_processed)
         is_last = games_processed >= total_games
         throttled = self._last_sent is not None and now - self._last_sent < self._min_interval_s
