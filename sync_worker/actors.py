@@ -1,18 +1,24 @@
-"""The actors: thin shells that validate a message, build the engine and map its outcome.
+"""The actors: thin shells that validate a message, build the engine and report its outcome.
 
-Transient errors and rate-limit deferrals propagate to the middleware (Retries,
-RateLimit); permanent outcomes are already recorded by the engine and end the message.
+Transient errors and deferrals propagate to the middleware (Retries, Deferrals);
+outcomes the engine recorded (completed, private, cancelled, failed) end the message;
+messages that cannot be processed at all (malformed, unknown library) raise, so Retries
+dead-letters them with their error code.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 import structlog
+from dramatiq.middleware import CurrentMessage
 
 from .broker import QUEUE_HIGH
-from .errors import MalformedMessage, PermanentError, SyncAlreadyRunning
+from .errors import LockLost, MalformedMessage
 from .platforms.steam import SteamClient
 from .ratelimit import RateLimiter
 from .runtime import get_runtime
@@ -22,36 +28,65 @@ log = structlog.get_logger(__name__)
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
+MAX_LIBRARY_ID_LENGTH = 64  # ids are uuids; anything longer is not worth a database query
 
 
 def sync_library(library_id: str, force: bool = False, sync_type: str = "manual") -> None:
     """Sync one library to completion (`force` only bypasses de-duplication when enqueuing)."""
     if (
         not isinstance(library_id, str)
+        or len(library_id) > MAX_LIBRARY_ID_LENGTH
         or not isinstance(force, bool)
         or sync_type not in SYNC_TYPES
     ):
         raise MalformedMessage(
-            f"sync_library got library_id={library_id!r:.60}, sync_type={sync_type!r:.20}."
+            f"sync_library got library_id={library_id!r:.60}, force={force!r:.10},"
+            f" sync_type={sync_type!r:.20}."
         )
+    message = CurrentMessage.get_current_message()
     runtime = get_runtime()
     settings = runtime.settings
-    # Past max_wait the limiter raises RateLimitDeferred; the RateLimit middleware re-enqueues.
+    # Past max_wait the limiter raises RateLimitDeferred and Deferrals re-enqueues; its
+    # waits end early when the worker is stopping.
     limiter = RateLimiter.from_settings(
-        runtime.redis, settings, max_wait_s=settings.rate_limit_max_wait_s
+        runtime.redis,
+        settings,
+        max_wait_s=settings.rate_limit_max_wait_s,
+        interrupt=runtime.stopping,
     )
     engine = SyncEngine(
-        settings, runtime.redis, runtime.pool, lambda: SteamClient(settings, gate=limiter)
+        settings,
+        runtime.redis,
+        runtime.pool,
+        lambda: SteamClient(settings, gate=limiter),
+        stopping=runtime.stopping,
     )
     try:
-        outcome = engine.sync(library_id, sync_type)
-    except SyncAlreadyRunning:
-        log.info("sync.skipped", library_id=library_id, reason="another worker holds the lease")
-        return
-    except PermanentError as exc:
-        log.warning("sync.failed", library_id=library_id, error_code=exc.code, reason=exc.message)
-        return
+        outcome = engine.sync(
+            library_id, sync_type, owner=message.message_id if message is not None else None
+        )
+    except LockLost:
+        return  # another attempt took this run over and will finish it
     log.info("sync.finished", **outcome.to_dict())
+
+
+def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:
+    """Turn a message whose arguments do not fit the actor's signature into MalformedMessage.
+
+    Dramatiq calls `fn(*args, **kwargs)` straight from the message: a missing argument
+    or an unknown keyword would otherwise surface as a TypeError, i.e. a bug.
+    """
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> None:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise MalformedMessage(f"{fn.__name__}: {exc}.") from None
+        fn(*args, **kwargs)
+
+    return checked
 
 
 def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
@@ -62,5 +97,5 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
             actor_name="sync_library",
             queue_name=QUEUE_HIGH,  # manual by default; the client routes the others to `default`
             time_limit=SYNC_TIME_LIMIT_MS,
-        )(sync_library),
+        )(rejecting_bad_arguments(sync_library)),
     }

@@ -1,21 +1,32 @@
-"""The one place the Dramatiq broker is built: queues, middleware order, Redis tuning."""
+"""The one place the Dramatiq broker is built: queues, middleware order, recovery tuning."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+import redis
+from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
+    CurrentMessage,
     Middleware,
     Pipelines,
-    ShutdownNotifications,
     TimeLimit,
 )
 
-from .middleware import Cancellation, LogContext, Progress, RateLimit, Retries
+from . import keys
+from .middleware import (
+    Cancellation,
+    Deduplication,
+    Deferrals,
+    LogContext,
+    Progress,
+    Retries,
+    Shutdown,
+)
 from .settings import Settings
 
 #: Priority is by queue, each served by its own processes (see the Procfile):
@@ -25,12 +36,6 @@ QUEUE_DEFAULT = "default"  # scheduled / auto syncs
 QUEUE_LOW = "low"  # enrichment
 QUEUES = (QUEUE_HIGH, QUEUE_DEFAULT, QUEUE_LOW)
 
-# A dead worker's messages come back only in a maintenance pass, once its heartbeat is
-# older than this: 60 s (Dramatiq's default) balances quick recovery against false alarms.
-HEARTBEAT_TIMEOUT_MS = 60_000
-# Run maintenance on ~1 in 100 fetches (default 1 in 1000) so recovery happens in seconds.
-MAINTENANCE_CHANCE = 10  # per mille
-
 
 def build_middleware(settings: Settings) -> list[Middleware]:
     """The middleware stack, in order. Before-hooks run top to bottom, after-hooks bottom to top."""
@@ -38,14 +43,20 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         # First, so every later hook and the actor log with the job's ids; its after-hook
         # runs last, unbinding only when everyone else is done.
         LogContext(),
-        # Dramatiq's defaults, minus its Retries (ours below decides what is transient).
+        # The actor learns its message id here: the id owns the library's lease.
+        CurrentMessage(),
+        # Dramatiq's defaults, minus its Retries (ours below decides what is transient)
+        # and its ShutdownNotifications (our Shutdown stops syncs at batch boundaries).
         AgeLimit(),
         TimeLimit(),
-        ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        # Above RateLimit and Retries: its after-hook runs after theirs and announces what
-        # they decided (queued / retrying / failed / cancelled).
+        # Tracks messages in worker threads; on SIGTERM it stops syncs and requeues leftovers.
+        Shutdown(),
+        # after_enqueue only: keeps the request slot on the message's live copy.
+        Deduplication(),
+        # Above Deferrals and Retries: its after-hook runs after theirs and announces (or
+        # records on the library) what they decided.
         Progress(),
         Retries(
             max_retries=settings.retry_max,
@@ -54,21 +65,50 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         ),
         # After Retries in the list, so its after-hook runs first: a deferral is settled
         # (re-enqueued, no retry spent) before Retries looks at the exception.
-        RateLimit(),
+        Deferrals(),
         # Last before-hook: a cancelled job is skipped after the context is bound, and
         # SkipMessage from here is the one exception that stops a message.
         Cancellation(),
     ]
 
 
-def create_broker(settings: Settings) -> RedisBroker:
-    """A Redis broker with our middleware and queues."""
-    assert settings.redis_url is not None
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
-        url=settings.redis_url,
+class SyncBroker(RedisBroker):
+    """Dramatiq's Redis broker with dead-worker recovery on a clock instead of a dice roll.
+
+    Dramatiq requeues a dead worker's unacked messages only during "maintenance", run on
+    `maintenance_chance` commands per *million* (default 1,000: about one fetch in a
+    thousand, i.e. minutes apart). Here every process runs it at most once per
+    `interval_s` on its next broker command, so a dead worker's messages come back about
+    `heartbeat_timeout` after its last heartbeat, at a bounded cost (maintenance is a
+    couple of sorted-set reads unless a dead worker is actually being cleaned up).
+    """
+
+    def __init__(self, *, interval_s: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[no-untyped-call]
+        self._maintenance_interval_s = interval_s
+        self._next_maintenance = 0.0
+        self._maintenance_lock = threading.Lock()
+
+    def _should_do_maintenance(self, command: str) -> int:
+        if command in MAINTENANCE_COMMAND_BLACKLIST:
+            return 0
+        now = time.monotonic()
+        with self._maintenance_lock:
+            if now < self._next_maintenance:
+                return 0
+            self._next_maintenance = now + self._maintenance_interval_s
+            return 1
+
+
+def create_broker(settings: Settings, client: redis.Redis) -> SyncBroker:
+    """A Redis broker on `client`, with our middleware and queues."""
+    broker = SyncBroker(
+        client=client,
+        namespace=keys.BROKER_NAMESPACE,
         middleware=build_middleware(settings),
-        heartbeat_timeout=HEARTBEAT_TIMEOUT_MS,
-        maintenance_chance=MAINTENANCE_CHANCE,
+        # Live workers heartbeat on every broker command (idle consumers poll every second).
+        heartbeat_timeout=int(settings.worker_heartbeat_timeout_s * 1000),
+        interval_s=settings.broker_maintenance_interval_s,
     )
     for queue in QUEUES:
         broker.declare_queue(queue)
@@ -76,10 +116,10 @@ def create_broker(settings: Settings) -> RedisBroker:
 
 
 _lock = threading.Lock()
-_broker: RedisBroker | None = None
+_broker: SyncBroker | None = None
 
 
-def get_broker() -> RedisBroker:
+def get_broker() -> SyncBroker:
     """This process's broker, built on first use, installed globally, with the actors declared."""
     global _broker
     with _lock:
@@ -87,7 +127,8 @@ def get_broker() -> RedisBroker:
             from . import actors  # actors need a broker to bind to; built just above them
             from .runtime import get_runtime
 
-            broker = create_broker(get_runtime().settings)
+            runtime = get_runtime()
+            broker = create_broker(runtime.settings, runtime.redis)
             dramatiq.set_broker(broker)
             actors.declare_actors(broker)
             _broker = broker
@@ -98,6 +139,4 @@ def reset_broker() -> None:
     """Forget the process's broker (tests switch Redis databases between sessions)."""
     global _broker
     with _lock:
-        if _broker is not None:
-            _broker.close()
         _broker = None

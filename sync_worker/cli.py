@@ -1,49 +1,100 @@
-"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, demo."""
+"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, demo.
+
+Exit codes: 0 done; 1 a sync ended other than completed; 2 bad usage or input;
+3 infrastructure or configuration unavailable; 130 interrupted (Ctrl-C, SIGTERM).
+Every failure is one line on stderr, `sync-worker: <code>: <sentence>`; commands that
+print JSON print the error as JSON on stdout too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 from .client import cancel_sync, get_status, register_steam_library, request_sync
 from .demo import run_demo
-from .errors import SyncWorkerError, TransientError
+from .errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    Interrupted,
+    InvalidSteamId,
+    MalformedMessage,
+    RedisUnavailable,
+    SyncAlreadyRunning,
+    SyncWorkerError,
+    TransientError,
+    UnknownLibrary,
+    VanityNotFound,
+)
+from .infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 from .logs import configure_logging
 from .platforms.steam import SteamClient
 from .ratelimit import Admission, RateLimiter
-from .runtime import get_runtime
+from .runtime import Runtime, get_runtime
 from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries
 from .store.migrations import migrate
 from .sync.engine import SyncEngine, SyncOutcome
-from .sync.progress import publish_lifecycle, utc_now_iso
+from .sync.progress import ProgressPublisher
+
+EXIT_OK, EXIT_SYNC_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+BAD_INPUT_ERRORS = (InvalidSteamId, VanityNotFound, UnknownLibrary, MalformedMessage)
+UNAVAILABLE_ERRORS = (RedisUnavailable, DatabaseUnavailable, ConfigurationError)
+
+
+class CommandFailed(Exception):
+    """A command's one-line failure, with the library it concerns when there is one."""
+
+    def __init__(self, error: SyncWorkerError, library_id: str | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.library_id = library_id
+
+
+def ready_runtime() -> Runtime:
+    """The runtime, with both servers answering (a clear error within seconds otherwise)."""
+    runtime = get_runtime()
+    runtime.check()
+    return runtime
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply pending migrations (the Procfile's release phase)."""
-    with get_runtime().pool.connection() as conn:
+    with ready_runtime().pool.connection() as conn:
         applied = migrate(conn)
     print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
-    return 0
+    return EXIT_OK
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
     """Serve the Steam simulator in the foreground."""
-    server = SimulatorServer(host=args.host, port=args.port, api_key=args.api_key)
+    try:
+        server = SimulatorServer(host=args.host, port=args.port, api_key=args.api_key)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise ConfigurationError(
+            f"port {args.port} is already in use; choose another with --port."
+        ) from None
     print(f"Steam simulator on {server.url} (key {args.api_key!r}); Ctrl-C stops it", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         server.stop()
-    return 0
+    return EXIT_OK
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Register the account if needed and run one sync to completion in this process."""
-    runtime = get_runtime()
+    runtime = ready_runtime()
     if not get_settings().database_url:  # embedded database: make it ready to use
         with runtime.pool.connection() as conn:
             migrate(conn)
@@ -65,21 +116,31 @@ def cmd_sync(args: argparse.Namespace) -> int:
             runtime.pool,
             lambda: SteamClient(runtime.settings, gate=limiter),
         )
-        outcome = engine.sync(library_id, "manual")
-    except SyncWorkerError as exc:
-        if library_id is not None and isinstance(exc, TransientError):
-            # Nobody retries an inline run: its last event must say it failed.
-            publish_lifecycle(
-                runtime,
-                library_id,
-                "failed",
-                exc.message,
-                error=exc.to_dict(),
-                completed_at=utc_now_iso(),
-            )
-        return _report_error(args, library_id, exc)
+        outcome = _sync_when_free(engine, library_id)
+    except (SyncWorkerError, KeyboardInterrupt) as exc:
+        error = _as_error(exc)
+        if library_id is not None and isinstance(exc, TransientError | KeyboardInterrupt):
+            # Nobody retries an inline run: its last event must say how it ended.
+            ProgressPublisher(
+                runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
+            ).final("failed", error)
+        raise CommandFailed(error, library_id) from None
     _report_outcome(args, outcome)
-    return 0 if outcome.status == "completed" else 1
+    return EXIT_OK if outcome.status == "completed" else EXIT_SYNC_FAILED
+
+
+def _sync_when_free(engine: SyncEngine, library_id: str) -> SyncOutcome:
+    """Sync now; while another run holds the library, wait for it (a held lease means later)."""
+    while True:
+        try:
+            return engine.sync(library_id, "manual")
+        except SyncAlreadyRunning as exc:
+            print(
+                "waiting for the sync already running for this library to finish",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(max(exc.retry_after_s, 0.2))
 
 
 def _say_waiting(bucket: str, admission: Admission) -> None:
@@ -97,27 +158,35 @@ def _say_waiting(bucket: str, admission: Admission) -> None:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Register the account if needed and queue a sync for the workers."""
+    ready_runtime()
     library_id = register_steam_library(args.steam_id)
     message_id = request_sync(library_id, force=args.force, sync_type=args.type)
     print(json.dumps({"library_id": library_id, "message_id": message_id}))
-    return 0
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print a library's latest progress event."""
+    ready_runtime()
     print(json.dumps(get_status(args.library_id)))
-    return 0
+    return EXIT_OK
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Cancel a library's queued or running sync."""
+    ready_runtime()
     if cancel_sync(args.library_id):
         print(
             "cancellation requested: a queued sync is skipped, a running one stops at its next batch"
         )
     else:
         print("nothing to cancel: no sync of this library is queued or running")
-    return 0
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Real syncs through real Dramatiq messages on embedded servers and the simulator."""
+    return run_demo()
 
 
 def _report_outcome(args: argparse.Namespace, outcome: SyncOutcome) -> None:
@@ -145,17 +214,12 @@ def _report_outcome(args: argparse.Namespace, outcome: SyncOutcome) -> None:
         print(f"  {outcome.error['code']}: {outcome.error['message']}")
 
 
-def _report_error(args: argparse.Namespace, library_id: str | None, exc: SyncWorkerError) -> int:
-    if args.json:
-        print(json.dumps({"library_id": library_id, "status": "failed", "error": exc.to_dict()}))
-    else:
-        print(f"failed: {exc.code}: {exc.message}", file=sys.stderr)
-    return 1
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Real syncs through real Dramatiq messages on embedded servers and the simulator."""
-    return run_demo()
+def _as_error(exc: BaseException) -> SyncWorkerError:
+    if isinstance(exc, SyncWorkerError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted()
+    return infrastructure_error(exc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,11 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     enqueue.add_argument(
         "--force", action="store_true", help="queue even if one is queued or running"
     )
-    enqueue.set_defaults(func=cmd_enqueue)
+    enqueue.set_defaults(func=cmd_enqueue, json=True)
 
     status = sub.add_parser("status", help="a library's latest progress event, as JSON")
     status.add_argument("--library-id", required=True)
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=cmd_status, json=True)
 
     cancel = sub.add_parser("cancel", help="cancel a library's queued or running sync")
     cancel.add_argument("--library-id", required=True)
@@ -201,12 +265,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sync-worker` script."""
     args = build_parser().parse_args(argv)
+    # SIGTERM (a supervisor, a terminal closing) stops an inline sync like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         configure_logging(get_settings())
         return int(args.func(args))
+    except CommandFailed as failure:
+        return _fail(args, failure.error, failure.library_id)
     except SyncWorkerError as exc:
-        print(f"sync-worker: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+        return _fail(args, exc)
+    except INFRASTRUCTURE_ERRORS as exc:
+        return _fail(args, infrastructure_error(exc))
+    except KeyboardInterrupt:
+        return _fail(args, _as_error(KeyboardInterrupt()))
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> Any:
+    raise KeyboardInterrupt
+
+
+def _fail(args: argparse.Namespace, error: SyncWorkerError, library_id: str | None = None) -> int:
+    """Print the one-line failure (and its JSON form); return the exit code for it."""
+    if getattr(args, "json", False):
+        print(json.dumps({"library_id": library_id, "status": "failed", "error": error.to_dict()}))
+    print(f"sync-worker: {error.code}: {error.message}", file=sys.stderr)
+    if isinstance(error, Interrupted):
+        return EXIT_INTERRUPTED
+    if isinstance(error, BAD_INPUT_ERRORS):
+        return EXIT_BAD_INPUT
+    if isinstance(error, UNAVAILABLE_ERRORS):
+        return EXIT_UNAVAILABLE
+    return EXIT_SYNC_FAILED
 
 
 if __name__ == "__main__":

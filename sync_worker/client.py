@@ -16,7 +16,9 @@ from .errors import MalformedMessage
 from .platforms.steam import SteamClient
 from .runtime import get_runtime
 from .store import libraries
-from .sync.pending import claim_pending, pending_message, release_pending
+from .sync.cancels import request_cancel
+from .sync.lease import lease_owner
+from .sync.pending import claim_pending, release_pending
 from .sync.progress import FINAL_STATUSES, ProgressPublisher, last_event
 
 
@@ -56,55 +58,47 @@ def sync_message(
 def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manual") -> str:
     """Queue a sync of a registered library and return its message id.
 
-    While a sync of the library is queued or running, returns that one's id instead of
-    queueing a second (`force=True` queues anyway). Clears a pending cancellation.
+    While a live sync message of the library is queued or running, returns that one's
+    id instead of queueing a second (`force=True` queues anyway; it then runs after the
+    current one). A cancelled message no longer counts as pending.
     """
     runtime = get_runtime()
     with runtime.pool.connection() as conn:
-        library = libraries.get_library(
-            conn, library_id
-        )  # UnknownLibrary before anything is queued
+        library = libraries.get_library(conn, library_id)  # UnknownLibrary before anything
     library_id = str(library.library_id)
     message = sync_message(library_id, force=force, sync_type=sync_type)
-    existing = claim_pending(
-        runtime.redis,
-        library_id,
-        message.message_id,
-        ttl_s=runtime.settings.pending_ttl_s,
-        force=force,
-    )
+    existing = claim_pending(runtime.redis, library_id, message.message_id, force=force)
     if existing is not None:
         return existing
-    runtime.redis.delete(keys.cancel_key(library_id))
     try:
+        # Announce before enqueueing: a fast worker's `starting` must not be overwritten.
+        # A sync already running (a forced request, an inline run) keeps its own status.
+        if lease_owner(runtime.redis, library_id) is None:
+            with runtime.pool.connection() as conn:
+                libraries.set_sync_status(conn, library_id, "queued")
+            ProgressPublisher(
+                runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
+            ).publish(
+                "queued", message=f"Queued a {sync_type} sync", total_games=library.total_games
+            )
         get_broker().enqueue(message)
     except Exception:
         release_pending(runtime.redis, library_id, message.message_id)
         raise
-    with runtime.pool.connection() as conn:
-        libraries.set_sync_status(conn, library_id, "queued")
-    ProgressPublisher(
-        runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0
-    ).publish("queued", message=f"Queued a {sync_type} sync", total_games=library.total_games)
     return message.message_id
 
 
 def cancel_sync(library_id: str) -> bool:
-    """Cancel the library's queued or running sync; False (and nothing changes) when there is none.
+    """Cancel the library's queued and running syncs; False (and nothing changes) when there is none.
 
     A queued message is skipped when a worker takes it; a running sync stops at its next
-    batch boundary, keeping what it committed. Either way it ends `cancelled`.
+    batch boundary, keeping what it committed. Either way it ends `cancelled`. The
+    cancellation names those syncs only: it can never stop a later one.
     """
     runtime = get_runtime()
     with runtime.pool.connection() as conn:
         library_id = str(libraries.get_library(conn, library_id).library_id)
-    busy = pending_message(runtime.redis, library_id) is not None or runtime.redis.exists(
-        keys.lock_key(library_id)
-    )
-    if not busy:
-        return False
-    runtime.redis.set(keys.cancel_key(library_id), "1", ex=runtime.settings.cancel_ttl_s)
-    return True
+    return bool(request_cancel(runtime.redis, library_id, runtime.settings.cancel_ttl_s))
 
 
 def iter_progress(

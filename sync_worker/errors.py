@@ -86,13 +86,6 @@ class RedisUnavailable(TransientError):
     default_message = "Redis is unavailable; the sync will be retried."
 
 
-class LockLost(TransientError):
-    """Our lease on the library expired mid-sync (another worker may now own it)."""
-
-    code = "lock_lost"
-    default_message = "The sync lost its lock on the library and stopped to stay safe."
-
-
 # --- permanent ---------------------------------------------------------------
 
 
@@ -115,6 +108,13 @@ class SteamKeyRejected(PermanentError):
 
     code = "steam_key_rejected"
     default_message = "Steam rejected the API key; check STEAM_API_KEY."
+
+
+class SteamResponseTooLarge(PermanentError):
+    """Steam's answer is bigger than STEAM_MAX_RESPONSE_MB: we refuse to hold it in memory."""
+
+    code = "steam_response_too_large"
+    default_message = "Steam's answer was too large to process."
 
 
 class SteamBadRequest(PermanentError):
@@ -162,8 +162,22 @@ class ConfigurationError(PermanentError):
     default_message = "sync-worker is misconfigured."
 
 
-class RateLimitDeferred(SyncWorkerError):
-    """No rate-limit budget soon enough: the job steps aside and comes back later (not a failure)."""
+# --- not failures: the job steps aside or stands down -------------------------
+
+
+class SyncDeferred(SyncWorkerError):
+    """The sync cannot go on now: its message steps back into the queue (no retry spent)."""
+
+    code = "deferred"
+    default_message = "The sync will resume on its own."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitDeferred(SyncDeferred):
+    """No rate-limit budget soon enough: wait in the queue, not in a worker thread."""
 
     code = "rate_limit_wait"
     default_message = "Waiting for Steam rate-limit budget; the sync will resume on its own."
@@ -171,10 +185,31 @@ class RateLimitDeferred(SyncWorkerError):
     def __init__(self, retry_after_s: float, bucket: str) -> None:
         wait = f"{retry_after_s:.1f}" if retry_after_s < 10 else f"{retry_after_s:.0f}"
         super().__init__(
-            f"Waiting {wait} s for {bucket} rate-limit budget; the sync resumes on its own."
+            f"Waiting {wait} s for {bucket} rate-limit budget; the sync resumes on its own.",
+            retry_after_s=retry_after_s,
         )
-        self.retry_after_s = retry_after_s
         self.bucket = bucket
+
+
+class SyncAlreadyRunning(SyncDeferred):
+    """Another sync holds this library's lease: try again once it is free ("later", never "drop")."""
+
+    code = "sync_already_running"
+    default_message = "A sync of this library is already running; this one waits for it."
+
+
+class WorkerStopping(SyncDeferred):
+    """The worker is shutting down: the sync stopped at a batch boundary and goes back to the queue."""
+
+    code = "worker_stopping"
+    default_message = "The worker is restarting; the sync resumes where it stopped."
+
+
+class LockLost(SyncWorkerError):
+    """Another run took this library's sync over (our lease lapsed): this one stands down."""
+
+    code = "lock_lost"
+    default_message = "Another worker took this sync over; this attempt stood down."
 
 
 class SyncCancelled(SyncWorkerError):
@@ -184,8 +219,8 @@ class SyncCancelled(SyncWorkerError):
     default_message = "The sync was cancelled; games saved before that are kept."
 
 
-class SyncAlreadyRunning(SyncWorkerError):
-    """Another worker holds this library's lease: this run stands down (not a failure)."""
+class Interrupted(SyncWorkerError):
+    """An inline sync was stopped by Ctrl-C or SIGTERM at a batch boundary; the next sync resumes."""
 
-    code = "sync_already_running"
-    default_message = "A sync of this library is already running."
+    code = "interrupted"
+    default_message = "The sync was interrupted; the next sync resumes where it stopped."

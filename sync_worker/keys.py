@@ -1,6 +1,8 @@
 """Every Redis key and channel name the service uses, in one place.
 
 The web service reads `PROGRESS_CHANNEL` and `progress_key()`; the rest are internal.
+A sync's resumable checkpoint is not here: it lives in PostgreSQL with the rows it
+describes (`sync_runs`), so what the database says was written is what was written.
 """
 
 from __future__ import annotations
@@ -16,24 +18,28 @@ def progress_key(library_id: str) -> str:
     return f"{PREFIX}:progress:{library_id}"
 
 
-def checkpoint_key(library_id: str) -> str:
-    """The resumable state of a library's sync in flight."""
-    return f"{PREFIX}:state:{library_id}"
-
-
 def lock_key(library_id: str) -> str:
-    """The lease lock that lets one worker at a time sync a library."""
+    """The lease that lets one run at a time sync a library: `{owner} {token}`, short TTL."""
     return f"{PREFIX}:lock:{library_id}"
 
 
 def cancel_key(library_id: str) -> str:
-    """Set while a cancellation of the library's sync is pending."""
+    """A set of the owners (message ids, inline run ids) whose sync of the library is cancelled."""
     return f"{PREFIX}:cancel:{library_id}"
 
 
 def pending_key(library_id: str) -> str:
-    """The message id of the library's queued or running sync (de-duplicates requests)."""
+    """`{message id} {queue}` of the library's queued or running sync (de-duplicates requests)."""
     return f"{PREFIX}:pending:{library_id}"
+
+
+#: Dramatiq's own key prefix (RedisBroker's default namespace).
+BROKER_NAMESPACE = "dramatiq"
+
+
+def broker_messages_key(queue: str) -> str:
+    """Dramatiq's hash of a queue's live messages (queued, delayed or in a worker's hands)."""
+    return f"{BROKER_NAMESPACE}:{queue}.msgs"
 
 
 def rate_window_key(bucket: str) -> str:

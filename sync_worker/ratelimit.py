@@ -10,6 +10,7 @@ RateLimitDeferred instead of a parked thread. A 429 backs the whole bucket off.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -115,9 +116,14 @@ class RateLimiter:
         backoff_s: float = 30.0,
         backoff_max_s: float = 900.0,
         on_wait: WaitNotice | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] = time.sleep,
+        interrupt: threading.Event | None = None,
     ) -> None:
-        """`max_wait_s=None` waits as long as it takes (the inline CLI path)."""
+        """`max_wait_s=None` waits as long as it takes (the inline CLI path).
+
+        Once `interrupt` is set (the worker is stopping), a wait for budget ends at once
+        with RateLimitDeferred instead of holding the thread.
+        """
         self._client = client
         self._buckets = buckets
         self._max_wait_s = max_wait_s
@@ -125,6 +131,7 @@ class RateLimiter:
         self._backoff_max_s = backoff_max_s
         self._on_wait = on_wait
         self._sleep = sleep
+        self._interrupt = interrupt
         self._script = client.register_script(ACQUIRE_SCRIPT)
 
     @classmethod
@@ -135,6 +142,7 @@ class RateLimiter:
         *,
         max_wait_s: float | None,
         on_wait: WaitNotice | None = None,
+        interrupt: threading.Event | None = None,
     ) -> RateLimiter:
         """A limiter on the configured Steam buckets."""
         return cls(
@@ -144,6 +152,7 @@ class RateLimiter:
             backoff_s=settings.steam_429_backoff_s,
             backoff_max_s=settings.steam_429_backoff_max_s,
             on_wait=on_wait,
+            interrupt=interrupt,
         )
 
     def try_acquire(self, bucket: str, weight: int = 1) -> Admission:
@@ -172,7 +181,8 @@ class RateLimiter:
                 raise RateLimitDeferred(admission.retry_after_s, bucket)
             if self._on_wait is not None:
                 self._on_wait(bucket, admission)
-            self._sleep(admission.retry_after_s)
+            if self._wait(admission.retry_after_s):
+                raise RateLimitDeferred(admission.retry_after_s, bucket)
 
     def penalize(self, bucket: str, retry_after_s: float | None = None) -> float:
         """The platform said 429: pause the whole bucket for every worker; return the pause."""
@@ -195,4 +205,11 @@ class RateLimiter:
         fill = admission.used / b.limit
         if fill > PACE_FROM:
             pause = (fill - PACE_FROM) / (1 - PACE_FROM) * b.window_s / b.limit
-            self._sleep(pause if self._max_wait_s is None else min(pause, self._max_wait_s))
+            self._wait(pause if self._max_wait_s is None else min(pause, self._max_wait_s))
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep; True when cut short by the interrupt."""
+        if self._interrupt is not None:
+            return self._interrupt.wait(seconds)
+        self._sleep(seconds)
+        return False

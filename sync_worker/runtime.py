@@ -2,20 +2,29 @@
 
 URL resolution lives here: explicit `DATABASE_URL` / `REDIS_URL` win; outside production
 the missing ones come from the embedded servers; in production a missing URL is an error.
+Both clients fail fast (seconds, not minutes) when their server is unreachable.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
+import psycopg
 import redis
 from psycopg_pool import ConnectionPool
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, DatabaseUnavailable, RedisUnavailable
 from .local import EmbeddedServers
 from .settings import Settings, get_settings
 
 EMBEDDED_DATABASE = "sync_worker"
+# Server-side guards (milliseconds): a statement that hangs, or a transaction left open by
+# a stalled worker, must not hold a library's row locks for ever.
+STATEMENT_TIMEOUT_MS = 60_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
 
 
 def resolve_settings(settings: Settings) -> Settings:
@@ -40,20 +49,59 @@ def resolve_settings(settings: Settings) -> Settings:
     )
 
 
+def redis_client(url: str, settings: Settings) -> redis.Redis:
+    """A Redis client that gives up on an unreachable server within a few seconds."""
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=settings.redis_connect_timeout_s,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 2),
+    )
+
+
 class Runtime:
     """Connections shared by every thread of this process (both clients are thread-safe)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = resolve_settings(settings)
         assert self.settings.redis_url and self.settings.database_url
-        self.redis: redis.Redis = redis.Redis.from_url(self.settings.redis_url)
+        self.redis = redis_client(self.settings.redis_url, self.settings)
         self.pool = ConnectionPool(
             self.settings.database_url,
             min_size=1,
             max_size=self.settings.db_pool_max_size,
+            kwargs={
+                "connect_timeout": max(1, round(self.settings.db_connect_timeout_s)),
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+                f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            },
+            # A connection that died with a server restart is replaced, not handed out.
+            check=ConnectionPool.check_connection,
+            timeout=2 * self.settings.db_connect_timeout_s,
             open=True,
             name="sync-worker",
         )
+        #: Set when this process is shutting down: running syncs stop at their next batch.
+        self.stopping = threading.Event()
+
+    def check(self, within_s: float = 5.0) -> None:
+        """Raise RedisUnavailable / DatabaseUnavailable unless both servers answer within `within_s`."""
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                self.redis.ping()
+                break
+            except (redis.ConnectionError, redis.TimeoutError):
+                if time.monotonic() > deadline:
+                    raise RedisUnavailable("Redis is unreachable at REDIS_URL.") from None
+                time.sleep(0.5)
+        remaining = max(1, round(deadline - time.monotonic()))
+        try:
+            with psycopg.connect(
+                self.settings.database_url or "", connect_timeout=remaining
+            ) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            raise DatabaseUnavailable("PostgreSQL is unreachable at DATABASE_URL.") from None
 
     def close(self) -> None:
         """Close the pool and the Redis connections."""

@@ -7,8 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigurationError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -19,6 +23,10 @@ class Settings(BaseSettings):
     # Connections. Unset outside production: embedded servers under sync_worker_home.
     database_url: str | None = None
     redis_url: str | None = None
+    # Fail fast when a server is unreachable: a CLI answers within seconds, a worker
+    # refuses to boot instead of reporting ready and looping.
+    db_connect_timeout_s: float = Field(default=5.0, gt=0)
+    redis_connect_timeout_s: float = Field(default=2.0, gt=0)
     sync_worker_env: Literal["development", "test", "production"] = "development"
     sync_worker_home: Path = Path(".sync-worker")
 
@@ -28,6 +36,7 @@ class Settings(BaseSettings):
     steam_store_base_url: str = "https://store.steampowered.com"
     steam_connect_timeout_s: float = 5.0
     steam_read_timeout_s: float = 30.0  # a 30k-game GetOwnedGames body is several MB
+    steam_max_response_mb: float = Field(default=64, gt=0)  # 50,000 games are about 17 MB
 
     # Global rate limits (shared by every worker through Redis).
     steam_webapi_calls_per_window: int = Field(default=100, ge=1)
@@ -45,18 +54,30 @@ class Settings(BaseSettings):
     retry_max_backoff_s: float = 600.0
 
     # Logging.
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
     log_format: Literal["json", "console"] | None = None  # None: json in production
 
     # Sync engine tuning.
     sync_batch_size: int = Field(default=1_000, ge=1, le=10_000)
-    sync_lock_ttl_s: float = Field(default=30.0, gt=0)
-    sync_checkpoint_ttl_s: int = 7 * 24 * 3600
+    # The lease is renewed by a keeper thread every third of its TTL, so a live run keeps
+    # it through any wait and a dead worker's lease frees itself within this many seconds.
+    sync_lock_ttl_s: float = Field(default=15.0, gt=0)
     progress_ttl_s: int = 24 * 3600
     progress_min_interval_s: float = 0.5
-    pending_ttl_s: int = 25 * 3600  # outlives a wait for the daily cap; bounds a lost release
-    cancel_ttl_s: int = 3600  # a cancellation nobody consumed expires
+    # De-duplication slots and cancellations name message ids and are checked against the
+    # broker on use, so their TTLs only bound garbage: longer than any Dramatiq delay (7 days).
+    pending_ttl_s: int = 8 * 24 * 3600
+    cancel_ttl_s: int = 8 * 24 * 3600
     db_pool_max_size: int = 10
+
+    # Worker recovery (see docs/operations.md for the measured times).
+    worker_heartbeat_timeout_s: float = Field(default=10.0, gt=0)  # dead after this silence
+    broker_maintenance_interval_s: float = Field(default=1.0, gt=0)  # requeue dead workers' jobs
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @property
     def is_production(self) -> bool:
@@ -73,7 +94,19 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def _cached_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_invalid_settings(exc)) from None
+
+
+def describe_invalid_settings(exc: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong with it."""
+    problems = [
+        f"{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+    return "invalid configuration: " + "; ".join(problems)
 
 
 _override: Settings | None = None

@@ -1,10 +1,37 @@
-"""The Dramatiq entry point: `dramatiq sync_worker.worker --queues ...` (see the Procfile)."""
+"""The Dramatiq entry point: `dramatiq sync_worker.worker --queues ...` (see the Procfile).
+
+Importing it boots the worker process. Configuration and both servers are checked
+first: a worker whose Redis or PostgreSQL is unreachable, or a production worker
+without a Steam key, exits with one line and status 3 instead of reporting ready and
+failing every job (a platform then restarts it with back-off).
+"""
 
 from __future__ import annotations
 
-from .broker import get_broker
+import sys
+
+from .broker import SyncBroker, get_broker
+from .errors import ConfigurationError, SyncWorkerError
 from .logs import configure_logging
 from .runtime import get_runtime
+from .settings import get_settings
 
-configure_logging(get_runtime().settings)
-broker = get_broker()
+EXIT_UNAVAILABLE = 3
+BOOT_CHECK_S = 5.0  # a server that does not answer within this is reported as down
+
+
+def boot() -> SyncBroker:
+    """Check configuration and servers, then build the broker with the actors declared."""
+    try:
+        settings = get_settings()
+        configure_logging(settings)
+        if settings.is_production and settings.steam_api_key is None:
+            raise ConfigurationError("STEAM_API_KEY must be set in production.")
+        get_runtime().check(within_s=BOOT_CHECK_S)
+    except SyncWorkerError as exc:
+        print(f"sync-worker: {exc.code}: {exc.message}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
+    return get_broker()
+
+
+broker = boot()

@@ -6,7 +6,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from sync_worker.actors import declare_actors
 from sync_worker.broker import build_middleware
-from sync_worker.middleware import Cancellation, LogContext, Progress, RateLimit, Retries
+from sync_worker.middleware import Cancellation, Deferrals, LogContext, Progress, Retries
 from sync_worker.settings import Settings
 
 
@@ -19,12 +19,26 @@ def test_sync_library_is_declared_with_its_stable_name_and_queue():
 
 
 def test_middleware_order_puts_progress_after_the_deciders_in_after_hooks():
-    """After-hooks run in reverse: RateLimit, then Retries, then Progress, LogContext last."""
+    """After-hooks run in reverse: Deferrals, then Retries, then Progress, LogContext last."""
     stack = [type(m) for m in build_middleware(Settings(_env_file=None))]  # type: ignore[call-arg]
     after_order = list(reversed(stack))
     assert stack[0] is LogContext and stack[-1] is Cancellation
-    assert after_order.index(RateLimit) < after_order.index(Retries) < after_order.index(Progress)
+    assert after_order.index(Deferrals) < after_order.index(Retries) < after_order.index(Progress)
     assert after_order[-1] is LogContext
-    assert "Retries" not in {
-        t.__module__ + t.__name__ for t in stack if t.__module__.startswith("dramatiq")
-    }
+    dramatiq_own = {t.__name__ for t in stack if t.__module__.startswith("dramatiq")}
+    assert not dramatiq_own & {"Retries", "ShutdownNotifications"}  # ours replace them
+
+
+def test_arguments_that_do_not_fit_the_signature_are_a_malformed_message():
+    """Missing arguments and unknown keywords are the sender's mistake, not a bug."""
+    import pytest
+
+    from sync_worker.errors import MalformedMessage
+
+    actor = declare_actors(StubBroker())["sync_library"]
+    with pytest.raises(MalformedMessage, match="missing a required argument"):
+        actor.fn()
+    with pytest.raises(MalformedMessage, match="unexpected keyword argument"):
+        actor.fn("00000000-0000-0000-0000-000000000000", colour="blue")
+    with pytest.raises(MalformedMessage, match="library_id="):
+        actor.fn("x" * 1_000_000)

@@ -67,7 +67,7 @@ def test_sync_of_a_private_profile_exits_nonzero_with_its_code(runtime, subproce
 def test_invalid_steam_id_fails_before_any_call(runtime, subprocess_env, sim):
     """A typo never reaches Steam, and nothing is registered."""
     result = cli(subprocess_env, "sync", "--steam-id", "7656119800", "--json")
-    assert result.returncode == 1
+    assert result.returncode == 2  # bad input
     assert json.loads(result.stdout)["error"]["code"] == "invalid_steam_id"
     assert sim.stats()["total"] == 0
     assert fetch_all(runtime, "SELECT 1 FROM user_libraries") == []

@@ -1,9 +1,19 @@
 """Our Dramatiq middleware, one per file; their order is decided in `sync_worker.broker`."""
 
 from .cancellation import Cancellation
+from .deduplication import Deduplication
+from .deferrals import Deferrals
 from .log_context import LogContext
 from .progress import Progress
-from .rate_limit import RateLimit
 from .retries import Retries
+from .shutdown import Shutdown
 
-__all__ = ["Cancellation", "LogContext", "Progress", "RateLimit", "Retries"]
+__all__ = [
+    "Cancellation",
+    "Deduplication",
+    "Deferrals",
+    "LogContext",
+    "Progress",
+    "Retries",
+    "Shutdown",
+]

@@ -1,28 +1,39 @@
-"""What the middleware share: reading a sync message, and the after-hooks' decisions.
+"""What the middleware share: reading a sync message, the after-hooks' decisions, and
+writing to the broker in a way that never loses a message while Redis is away.
 
-After-hooks run in reverse order, so RateLimit and Retries decide first and Progress,
+After-hooks run in reverse order, so Deferrals and Retries decide first and Progress,
 listed before them, announces what they decided; they hand it over on the message.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InternalError, SyncWorkerError
-from ..sync.engine import INFRASTRUCTURE_ERRORS, infrastructure_error
+import dramatiq
+import structlog
+
+from .. import keys
+from ..errors import InternalError, SyncDeferred, SyncWorkerError
+from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
+
+log = structlog.get_logger(__name__)
 
 SYNC_ACTOR = "sync_library"
+MAX_LOGGED_ID = 64  # a hostile 1 MB "library id" must not become a 1 MB log line
+RESEND_BACKOFF_MAX_S = 5.0
 
 
 @dataclass
 class MessageOutcome:
     """What the after-hooks decided about the message just processed."""
 
-    deferred_s: float | None = None  # re-enqueued for rate-limit budget (no retry spent)
-    retry_in_s: float | None = None  # re-enqueued as a retry
+    deferred: SyncDeferred | None = None  # re-enqueued to resume later (no retry spent)
+    delay_s: float | None = None  # re-enqueued (as a deferral or a retry) with this delay
     dead_lettered: bool = False  # given up
-    cancelled: bool = False  # skipped: its library was cancelled
+    cancelled: bool = False  # skipped: its library's sync was cancelled
     error: SyncWorkerError | None = None
 
 
@@ -36,11 +47,18 @@ def outcome_of(message: Any) -> MessageOutcome:
 
 
 def library_id_of(message: Any) -> str | None:
-    """The library a sync message is about, or None for other messages."""
+    """The library a sync message is about, or None for other messages and non-string ids."""
     if message.actor_name != SYNC_ACTOR:
         return None
     value = message.args[0] if message.args else message.kwargs.get("library_id")
     return value if isinstance(value, str) else None
+
+
+def loggable(value: str | None) -> str | None:
+    """A value short enough for a log line."""
+    if value is None or len(value) <= MAX_LOGGED_ID:
+        return value
+    return f"{value[:MAX_LOGGED_ID]}... ({len(value)} chars)"
 
 
 def as_sync_error(exception: BaseException) -> SyncWorkerError:
@@ -50,3 +68,39 @@ def as_sync_error(exception: BaseException) -> SyncWorkerError:
     if isinstance(exception, INFRASTRUCTURE_ERRORS):
         return infrastructure_error(exception)
     return InternalError()
+
+
+def until_stored(action: Callable[[], object], what: str) -> None:
+    """Run a broker write, retrying while Redis is unreachable.
+
+    A retry or deferral that was not stored must never be followed by the ack of the
+    message it replaces (Dramatiq swallows after-hook errors, then acks). Dramatiq itself
+    retries a failed ack the same way; if the worker is stopped meanwhile, the message
+    stays unacked and comes back to another worker.
+    """
+    delay_s = 0.5
+    while True:
+        try:
+            action()
+            return
+        except INFRASTRUCTURE_ERRORS as exc:
+            log.warning(
+                "broker.write_retry", what=what, error=type(exc).__name__, retry_in_s=delay_s
+            )
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, RESEND_BACKOFF_MAX_S)
+
+
+def dead_letter(broker: dramatiq.Broker, message: Any, error: SyncWorkerError) -> None:
+    """Fail the message so Dramatiq dead-letters it, keeping our error code and sentence on it.
+
+    The Redis broker moves the stored copy of a message to its dead-letter set, so the
+    error is written into that copy first.
+    """
+    message.options["error"] = error.to_dict()
+    client = getattr(broker, "client", None)
+    redis_id = message.options.get("redis_message_id")
+    if client is not None and redis_id is not None:
+        key = keys.broker_messages_key(message.queue_name)
+        until_stored(lambda: client.hset(key, redis_id, message.encode()), "dead-letter error")
+    message.fail()

@@ -1,10 +1,10 @@
-"""Progress: announces what the engine cannot see, the message's lifecycle around the run.
+"""Progress: announces what the engine cannot see, the message's life around its runs.
 
-The engine publishes `starting`, per-batch `syncing`, and `completed` / `failed` /
-`cancelled` for the runs it finishes. This middleware adds `queued` (deferred for
-rate-limit budget), `retrying`, `failed` (retries exhausted) and `cancelled` (skipped
-before it started), then frees the library's de-duplication slot when no follow-up
-message exists. Listed before RateLimit and Retries, so its after-hook runs after theirs.
+The engine publishes `starting`, per-batch `syncing`, and the final event of every run
+it ends. This middleware adds `queued` (stepped back for budget or a shutdown),
+`retrying`, and ends the library's sync when a message ends without a run to end it:
+retries exhausted or a bad message (`failed`), or skipped as cancelled (`cancelled`).
+Listed before Deferrals and Retries, so its after-hook runs after theirs.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from ..errors import MalformedMessage, SyncAlreadyRunning, UnknownLibrary
+from ..infrastructure import INFRASTRUCTURE_ERRORS
 from ..runtime import get_runtime
-from ..sync.engine import INFRASTRUCTURE_ERRORS
-from ..sync.pending import release_pending
-from ..sync.progress import publish_lifecycle, utc_now_iso
-from .messages import MessageOutcome, library_id_of, outcome_of
+from ..sync.engine import abandon
+from ..sync.progress import ProgressPublisher
+from .messages import MessageOutcome, library_id_of, outcome_of, until_stored
 
 
 class Progress(Middleware):
@@ -33,13 +34,13 @@ class Progress(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        """Announce a deferral, a retry or giving up; free the slot when the job is over."""
+        """Announce a deferral or a retry; end the library's sync when the message gave up."""
         library_id = library_id_of(message)
         if library_id is not None:
             self._announce(library_id, message, outcome_of(message))
 
     def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        """Announce a skipped (cancelled) job."""
+        """End the library's sync when its message was skipped as cancelled."""
         library_id = library_id_of(message)
         if library_id is not None:
             self._announce(library_id, message, outcome_of(message))
@@ -48,41 +49,40 @@ class Progress(Middleware):
     def _announce(library_id: str, message: Any, outcome: MessageOutcome) -> None:
         runtime = get_runtime()
         error = outcome.error
-        with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
-            if outcome.deferred_s is not None and error is not None:
-                publish_lifecycle(
-                    runtime,
-                    library_id,
-                    "queued",
-                    error.message,
-                    retry_in_s=round(outcome.deferred_s, 1),
-                )
-            elif outcome.retry_in_s is not None and error is not None:
-                publish_lifecycle(
-                    runtime,
-                    library_id,
+        if error is None:
+            return
+        publisher = ProgressPublisher(
+            runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
+        )
+        delay_s = round(outcome.delay_s or 0.0, 1)
+        if outcome.deferred is not None:
+            # A lease held elsewhere means a live run owns the library's events: stay quiet.
+            if not isinstance(outcome.deferred, SyncAlreadyRunning):
+                with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+                    publisher.lifecycle("queued", error.message, retry_in_s=delay_s)
+        elif outcome.delay_s is not None:
+            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+                retry = message.options["retries"]
+                publisher.lifecycle(
                     "retrying",
-                    f"{error.message} Retry {message.options['retries']} in {outcome.retry_in_s:.0f} s.",
+                    f"{error.message} Retry {retry} in {delay_s:.0f} s.",
                     error=error.to_dict(),
-                    retry_in_s=round(outcome.retry_in_s, 1),
+                    retry_in_s=delay_s,
                 )
-            elif outcome.dead_lettered and error is not None:
-                publish_lifecycle(
-                    runtime,
+        elif isinstance(error, UnknownLibrary | MalformedMessage):
+            return  # no such library to record anything on
+        elif outcome.dead_lettered or outcome.cancelled:
+            status = "cancelled" if outcome.cancelled else "failed"
+            settings = runtime.settings
+            until_stored(
+                lambda: abandon(
+                    settings,
+                    runtime.redis,
+                    runtime.pool,
                     library_id,
-                    "failed",
-                    error.message,
-                    error=error.to_dict(),
-                    completed_at=utc_now_iso(),
-                )
-            elif outcome.cancelled and error is not None:
-                publish_lifecycle(
-                    runtime,
-                    library_id,
-                    "cancelled",
-                    error.message,
-                    error=error.to_dict(),
-                    completed_at=utc_now_iso(),
-                )
-            if outcome.deferred_s is None and outcome.retry_in_s is None:
-                release_pending(runtime.redis, library_id, message.message_id)
+                    message.message_id,
+                    status,
+                    error,
+                ),
+                f"{status} sync",
+            )

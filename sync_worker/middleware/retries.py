@@ -1,13 +1,13 @@
 """Retries: transient failures retry with exponential backoff and jitter; the rest fail at once.
 
 Replaces Dramatiq's own Retries (which would retry everything). `Retry-After` from
-Steam wins when it asks for longer. A message that runs out of retries, or fails
-permanently, is dead-lettered and its library marked failed with the error's code.
+Steam wins when it asks for longer. A message that runs out of retries, or cannot be
+processed at all (malformed, unknown library, a bug), is dead-lettered with its error
+code and sentence; Progress then records the failure on the library.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 from typing import Any
 
@@ -15,17 +15,8 @@ import dramatiq
 import structlog
 from dramatiq.middleware import Middleware
 
-from ..errors import (
-    InternalError,
-    RateLimitDeferred,
-    SyncWorkerError,
-    TransientError,
-    UnknownLibrary,
-)
-from ..runtime import get_runtime
-from ..store import libraries
-from ..sync.engine import INFRASTRUCTURE_ERRORS
-from .messages import as_sync_error, library_id_of, outcome_of
+from ..errors import InternalError, LockLost, SyncDeferred, TransientError
+from .messages import as_sync_error, dead_letter, outcome_of, until_stored
 
 log = structlog.get_logger(__name__)
 
@@ -58,26 +49,27 @@ class Retries(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         """Retry transient errors while retries last; dead-letter everything else."""
-        if exception is None or isinstance(exception, RateLimitDeferred):
-            return  # success, or RateLimit's business (deferral spends no retry)
+        if exception is None or isinstance(exception, SyncDeferred | LockLost):
+            return  # success, a deferral (Deferrals' business) or a run another attempt took over
         error = as_sync_error(exception)
         outcome = outcome_of(message)
         outcome.error = error
         retries = message.options.get("retries", 0)
         max_retries = self._option(broker, message, "max_retries", self.max_retries)
         if isinstance(error, TransientError) and retries < max_retries:
-            outcome.retry_in_s = self._backoff_s(broker, message, retries, error)
+            delay_s = self._backoff_s(broker, message, retries, error)
             message.options["retries"] = retries + 1
-            broker.enqueue(message, delay=int(outcome.retry_in_s * 1000))
+            until_stored(lambda: broker.enqueue(message, delay=int(delay_s * 1000)), "retry")
+            outcome.delay_s = delay_s
             log.warning(
                 "sync.retrying",
                 error_code=error.code,
-                retry_in_s=round(outcome.retry_in_s, 1),
+                retry_in_s=round(delay_s, 1),
                 retry=retries + 1,
                 max_retries=max_retries,
             )
             return
-        message.fail()  # the broker dead-letters failed messages
+        dead_letter(broker, message, error)
         outcome.dead_lettered = True
         # A bug's traceback is worth logging (we are still inside the worker's except block).
         log.error(
@@ -87,7 +79,6 @@ class Retries(Middleware):
             retries=retries,
             exc_info=isinstance(error, InternalError),
         )
-        self._mark_failed(message, error)
 
     def _backoff_s(
         self, broker: dramatiq.Broker, message: Any, retries: int, error: TransientError
@@ -97,16 +88,3 @@ class Retries(Middleware):
         ceiling = min(high, low * 2**retries)
         delay = random.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, but never near zero
         return max(delay, error.retry_after_s or 0.0)
-
-    @staticmethod
-    def _mark_failed(message: Any, error: SyncWorkerError) -> None:
-        """The library row says what the last attempt failed with (if there is such a library)."""
-        library_id = library_id_of(message)
-        if library_id is None:
-            return
-        with (
-            contextlib.suppress(UnknownLibrary, *INFRASTRUCTURE_ERRORS),
-            get_runtime().pool.connection() as conn,
-        ):
-            libraries.get_library(conn, library_id)
-            libraries.record_failure(conn, library_id, error.to_dict())

@@ -6,7 +6,10 @@ holds the full URL) is replaced by one of ours with `from None`, never chained o
 
 from __future__ import annotations
 
+import json
+import re
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,6 +22,7 @@ from ..errors import (
     SteamBadResponse,
     SteamKeyRejected,
     SteamRateLimited,
+    SteamResponseTooLarge,
     SteamTimeout,
     SteamUnavailable,
     VanityNotFound,
@@ -31,6 +35,9 @@ ICON_URL = "https://media.steampowered.com/steamcommunity/public/images/apps/{ap
 EARLIEST_REAL_PLAY = 1_072_915_200  # 2004-01-01: older rtime_last_played values are bogus
 _KEY_REJECTED_MARKER = "verify your"  # Steam's 403 page for a bad key; other 403s mean "slow down"
 WEBAPI_BUCKET = "steam_webapi"
+# JSON escapes PostgreSQL cannot store: NUL, and lone UTF-16 surrogates (invalid UTF-8).
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(0000|d[89a-f])", re.IGNORECASE)
+_CHUNK_BYTES = 1 << 16
 
 _sessions = threading.local()
 
@@ -68,6 +75,7 @@ class SteamClient:
         self._base = settings.steam_api_base_url.rstrip("/")
         self._key = settings.steam_api_key
         self._timeout = (settings.steam_connect_timeout_s, settings.steam_read_timeout_s)
+        self._max_bytes = int(settings.steam_max_response_mb * 1024 * 1024)
         self._gate = gate
         self._calls = 0
 
@@ -139,9 +147,9 @@ class SteamClient:
             if self._gate is not None:
                 self._gate.acquire(WEBAPI_BUCKET)
             self._calls += 1
-            response = self._send(path, params, endpoint)
+            answer = self._send(path, params, endpoint)
             try:
-                _raise_for_status(response, endpoint)
+                _raise_for_status(answer, endpoint)
             except SteamRateLimited as exc:
                 if self._gate is None:
                     raise
@@ -154,43 +162,100 @@ class SteamClient:
         else:
             raise SteamRateLimited(f"Steam kept answering {endpoint} with 429 after backing off.")
         try:
-            body = response.json()
+            body = json.loads(answer.body)
         except ValueError:
             raise SteamBadResponse(f"Steam's {endpoint} answer was not valid JSON.") from None
         if not isinstance(body, dict):
             raise SteamBadResponse(f"Steam's {endpoint} answer was not a JSON object.")
-        return body
+        if _UNSTORABLE_ESCAPE.search(answer.body):
+            body = _storable(body)
+        return dict(body)
 
-    def _send(self, path: str, params: dict[str, Any], endpoint: str) -> requests.Response:
-        error: SteamTimeout | SteamUnavailable
+    def _send(self, path: str, params: dict[str, Any], endpoint: str) -> _Answer:
+        error: SteamTimeout | SteamUnavailable | SteamBadResponse
         try:
-            return _session().get(self._base + path, params=params, timeout=self._timeout)
+            with _session().get(
+                self._base + path, params=params, timeout=self._timeout, stream=True
+            ) as response:
+                return _Answer(
+                    response.status_code,
+                    response.headers.get("Retry-After", ""),
+                    self._read_body(response, endpoint),
+                )
         except requests.Timeout:
             error = SteamTimeout(f"Steam did not answer {endpoint} in time.")
+        except requests.exceptions.ChunkedEncodingError:
+            error = SteamBadResponse(f"Steam's {endpoint} answer was cut off.")
         except requests.RequestException as exc:
-            error = SteamUnavailable(
-                f"Could not reach Steam for {endpoint} ({type(exc).__name__})."
-            )
+            # Streaming reads report a read timeout as a ConnectionError.
+            if "timed out" in str(exc).lower():
+                error = SteamTimeout(f"Steam did not answer {endpoint} in time.")
+            else:
+                error = SteamUnavailable(
+                    f"Could not reach Steam for {endpoint} ({type(exc).__name__})."
+                )
         # Raised outside the except block: no __context__ chain holding the URL (and key).
         raise error
 
+    def _read_body(self, response: requests.Response, endpoint: str) -> bytes:
+        """The body, refusing more than STEAM_MAX_RESPONSE_MB (read in chunks, so never held)."""
+        too_large = SteamResponseTooLarge(
+            f"Steam's {endpoint} answer is larger than {self._max_bytes >> 20} MB "
+            "(STEAM_MAX_RESPONSE_MB)."
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
+            size += len(chunk)
+            if size > self._max_bytes:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-def _raise_for_status(response: requests.Response, endpoint: str) -> None:
-    status = response.status_code
+
+@dataclass(frozen=True)
+class _Answer:
+    """What we keep of one HTTP answer (never the request URL: it holds the key)."""
+
+    status: int
+    retry_after: str
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def _raise_for_status(answer: _Answer, endpoint: str) -> None:
+    status = answer.status
     if status < 400:
         return
-    if status == 403 and _KEY_REJECTED_MARKER in response.text.lower():
+    if status == 403 and _KEY_REJECTED_MARKER in answer.text.lower():
         raise SteamKeyRejected()
     if status in (403, 429):  # Steam sometimes answers 403 where it means 429
-        raise SteamRateLimited(retry_after_s=_retry_after(response))
+        raise SteamRateLimited(retry_after_s=_retry_after(answer.retry_after))
     if status == 400:
         raise SteamBadRequest(f"Steam refused the {endpoint} request as malformed (HTTP 400).")
     raise SteamUnavailable(f"Steam answered {endpoint} with HTTP {status}.")
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+def _storable(value: Any) -> Any:
+    """`value` with NULs removed and lone surrogates replaced in every string (PostgreSQL
+    rejects both in text and jsonb)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _retry_after(value: str) -> float | None:
+    return float(value) if value.strip().isdigit() else None
 
 
 def normalise_game(raw: Any) -> OwnedGame | None:
@@ -203,9 +268,10 @@ def normalise_game(raw: Any) -> OwnedGame | None:
         return None
     icon_hash = raw.get("img_icon_url") or raw.get("img_logo_url") or ""
     last_played = _int(raw.get("rtime_last_played"))
+    name = raw.get("name")
     return OwnedGame(
         platform_game_id=str(app_id),
-        title=raw.get("name") or None,
+        title=str(name) if name not in (None, "") else None,
         icon_url=ICON_URL.format(appid=app_id, hash=icon_hash) if icon_hash else None,
         playtime_minutes=_int(raw.get("playtime_forever")),
         playtime_2weeks_minutes=_int(raw.get("playtime_2weeks")),

@@ -5,10 +5,11 @@ Admin API (JSON in, JSON out):
                                        busiest rate-limit window
   POST /_sim/reset                     forget counts, library changes, faults and limits
   POST /_sim/libraries/{steam_id}      change a library: {"bump_playtime": {appid: minutes},
-                                       "remove": [appid], "add": [appid]}
+                                       "remove": [appid], "add": [appid], "rename": {appid: name}}
   POST /_sim/faults                    queue faults: {"match": "GetOwnedGames", "kind":
-                                       "status"|"truncate"|"delay", "status": 500,
-                                       "delay_s": 2.0, "count": 3}
+                                       "status"|"truncate"|"delay"|"reset"|"html",
+                                       "status": 500, "retry_after": 3, "delay_s": 2.0,
+                                       "count": 3}
   POST /_sim/rate-limit                answer 429 above {"calls": N, "window_s": W} (null: off)
 """
 
@@ -16,6 +17,9 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import struct
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -45,6 +49,7 @@ class LibraryChanges:
     playtime_bonus: dict[int, int] = field(default_factory=dict)
     removed: set[int] = field(default_factory=set)
     added: list[int] = field(default_factory=list)
+    names: dict[int, str] = field(default_factory=dict)  # hostile or odd titles, by app id
 
 
 @dataclass
@@ -52,9 +57,10 @@ class Fault:
     """An injected failure for the next `count` matching calls."""
 
     match: str
-    kind: str  # status | truncate | delay
+    kind: str  # status | truncate | delay | reset | html
     count: int = 1
     status: int = 500
+    retry_after: int | None = None  # a Retry-After header on a `status` fault
     delay_s: float = 0.0
 
 
@@ -120,15 +126,21 @@ class SimulatorState:
             ids = [catalog.app_id_at(i, profile.seed) for i in range(profile.game_count)]
             ids = [a for a in ids if a not in changes.removed] + list(changes.added)
             bonus = dict(changes.playtime_bonus)
+            names = dict(changes.names)
         if not include_free:
             ids = [a for a in ids if not catalog.is_free_game(a)]
         random.Random(profile.steam_id).shuffle(ids)
-        return [
+        games = [
             catalog.owned_game(
                 profile, a, include_appinfo=include_appinfo, playtime_bonus=bonus.get(a, 0)
             )
             for a in ids
         ]
+        if include_appinfo and names:
+            for game in games:
+                if game["appid"] in names:
+                    game["name"] = names[game["appid"]]
+        return games
 
     def change_library(self, steam_id: str, body: dict[str, Any]) -> None:
         """Apply an admin change to one library."""
@@ -146,6 +158,8 @@ class SimulatorState:
                 changes.removed.discard(int(app_id))
                 if int(app_id) not in changes.added:
                     changes.added.append(int(app_id))
+            for app_id, name in body.get("rename", {}).items():
+                changes.names[int(app_id)] = str(name)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -157,11 +171,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ---------------------------------------------------------------
 
-    def _send(self, status: int, body: str | bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: str | bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", f"{content_type}; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -249,10 +271,19 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if fault.kind == "status":
             body = TOO_MANY_HTML if fault.status == 429 else ERROR_HTML
-            self._send(fault.status, body, "text/html")
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            self._send(fault.status, body, "text/html", headers)
             return False
         if fault.kind == "truncate":
             self._send(200, '{"response": {"game_count": 3, "games": [{"appid": 10, "na')
+            return False
+        if fault.kind == "html":  # a proxy's or Steam's error page, served with 200
+            self._send(200, ERROR_HTML, "text/html")
+            return False
+        if fault.kind == "reset":  # drop the connection with a TCP RST, no answer at all
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
             return False
         return True
 
@@ -325,6 +356,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _SimulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     state: SimulatorState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timed out, hung up) is normal here, not worth a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class SimulatorServer:

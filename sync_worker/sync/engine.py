@@ -1,44 +1,52 @@
 """The sync engine: one library, fetched once, written in checkpointed batches.
 
 Plain synchronous Python (no Dramatiq): the actor, the CLI and the tests drive it alike.
-Order per batch: write in one transaction -> advance checkpoint -> publish progress ->
-after-batch hook (cancellation, tests) -> renew lease. A crash anywhere leaves a
-checkpoint at the last committed batch; the rerun continues the same `sync_runs` row.
+Per batch, one transaction holds the fence check, the rows and the checkpoint with its
+counts; then progress is published and interruptions are checked (cancellation, a lost
+lease, a stopping worker). A crash anywhere leaves the checkpoint at the last committed
+batch, and the next attempt resumes the same `sync_runs` row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psycopg
 import redis
 import structlog
 from psycopg_pool import ConnectionPool
 
-from .. import keys
 from ..errors import (
-    DatabaseUnavailable,
+    Interrupted,
+    LockLost,
+    PermanentError,
     PrivateProfile,
-    RateLimitDeferred,
-    RedisUnavailable,
     SyncAlreadyRunning,
     SyncCancelled,
+    SyncDeferred,
     SyncWorkerError,
     TransientError,
+    WorkerStopping,
 )
+from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 from ..platforms import OwnedGame, PlatformAdapter
 from ..settings import Settings
-from ..store import libraries, writer
-from .checkpoints import Checkpoint, CheckpointStore
-from .locks import LeaseLock
+from ..store import libraries, runs, writer
+from .cancels import forget_cancel, is_cancelled
+from .lease import Lease
+from .pending import release_pending
 from .progress import ProgressPublisher, percent, utc_now_iso
 
 log = structlog.get_logger(__name__)
 
 AfterBatch = Callable[[str, int], None]
+#: How long a sync that found the lease held waits before asking again (the holder may
+#: finish any moment; a dead holder's lease lapses within SYNC_LOCK_TTL_S).
+LEASE_POLL_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -70,226 +78,298 @@ class SyncEngine:
         pool: ConnectionPool,
         adapter_factory: Callable[[], PlatformAdapter],
         *,
+        stopping: threading.Event | None = None,
         after_batch: AfterBatch | None = None,
     ) -> None:
-        self._settings = settings
-        self._redis = client
-        self._pool = pool
-        self._adapter_factory = adapter_factory
-        self._after_batch = after_batch
-        self._checkpoints = CheckpointStore(client, settings.sync_checkpoint_ttl_s)
+        """`stopping`, once set, ends the run at its next batch boundary (WorkerStopping)."""
+        self.settings = settings
+        self.redis = client
+        self.pool = pool
+        self.adapter_factory = adapter_factory
+        self.stopping = stopping
+        self.after_batch = after_batch
 
-    def sync(self, library_id: str, sync_type: str = "manual") -> SyncOutcome:
-        """Sync one library to completion; raises SyncWorkerError subclasses after recording them."""
+    def sync(
+        self, library_id: str, sync_type: str = "manual", *, owner: str | None = None
+    ) -> SyncOutcome:
+        """Sync one library to completion and return how it ended.
+
+        `owner` is the sync's message id (an inline run gets a fresh one). Returns for
+        every ending of the run (completed, private, cancelled, permanent failure).
+        Raises TransientError after recording a failed attempt (the run stays open to
+        resume), SyncDeferred to step back into the queue, LockLost when another attempt
+        took the run over, UnknownLibrary before any work.
+        """
+        owner = owner or f"inline-{secrets.token_hex(8)}"
         try:
-            return self._sync(library_id, sync_type)
+            with self.pool.connection() as conn:
+                library = libraries.get_library(conn, library_id)
+            lease = Lease(self.redis, str(library.library_id), owner, self.settings.sync_lock_ttl_s)
+            if not lease.acquire():
+                raise SyncAlreadyRunning(retry_after_s=min(lease.holder_ttl_s, LEASE_POLL_S))
+            with lease.kept_alive():
+                return _Run(self, library, sync_type, lease).execute()
         except INFRASTRUCTURE_ERRORS as exc:  # before the run could record anything
             raise infrastructure_error(exc) from None
 
-    def _sync(self, library_id: str, sync_type: str) -> SyncOutcome:
-        with self._pool.connection() as conn:
-            library = libraries.get_library(conn, library_id)
-        library_id = str(library.library_id)
-        lock = LeaseLock(self._redis, keys.lock_key(library_id), self._settings.sync_lock_ttl_s)
-        if not lock.acquire():
-            raise SyncAlreadyRunning()
-        try:
-            return _Run(self, library, sync_type, lock).execute()
-        finally:
-            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):  # an unreleased lease expires anyway
-                lock.release()
+
+def abandon(
+    settings: Settings,
+    client: redis.Redis,
+    pool: ConnectionPool,
+    library_id: str,
+    owner: str,
+    status: str,
+    error: SyncWorkerError,
+) -> bool:
+    """End the library's sync for a message that will never run again (given up, cancelled).
+
+    Closes the library's open run with `status` and publishes the final event, unless
+    another owner's run holds the lease (that run decides then). True when recorded.
+    """
+    lease = Lease(client, library_id, owner, settings.sync_lock_ttl_s)
+    if not lease.acquire():
+        return False
+    try:
+        with pool.connection() as conn, conn.transaction():
+            runs.close_open_run(conn, library_id, status, error.to_dict())
+        forget_cancel(client, library_id, owner)
+        release_pending(client, library_id, owner)
+    finally:
+        lease.release()
+    ProgressPublisher(client, library_id, ttl_s=settings.progress_ttl_s).final(status, error)
+    return True
 
 
 class _Run:
-    """One attempt at one library, holding its lease."""
+    """One attempt at one library, holding its lease and its run's fence."""
 
     def __init__(
-        self, engine: SyncEngine, library: libraries.Library, sync_type: str, lock: LeaseLock
+        self, engine: SyncEngine, library: libraries.Library, sync_type: str, lease: Lease
     ) -> None:
         self.engine = engine
-        self.settings = engine._settings
         self.library = library
         self.library_id = str(library.library_id)
-        self.lock = lock
+        self.lease = lease
+        with engine.pool.connection() as conn:
+            self.run = runs.open_run(conn, self.library_id, sync_type, lease.token)
+        self.started_at = self.run.started_at.isoformat()
+        self.unrecorded_calls = 0  # Steam calls of this attempt not yet added to the run row
+        self.games_processed = self.run.games_processed
+        self.total_games: int | None = None  # known once fetched
         self.progress = ProgressPublisher(
-            engine._redis,
+            engine.redis,
             self.library_id,
-            ttl_s=self.settings.progress_ttl_s,
-            min_interval_s=self.settings.progress_min_interval_s,
+            ttl_s=engine.settings.progress_ttl_s,
+            min_interval_s=engine.settings.progress_min_interval_s,
         )
-        self.checkpoint = self._load_or_start(sync_type)
-        self.games: list[OwnedGame] | None = None  # known once fetched
-        self.log = log.bind(library_id=self.library_id, run_id=self.checkpoint.run_id)
-
-    def _load_or_start(self, sync_type: str) -> Checkpoint:
-        checkpoint = self.engine._checkpoints.load(self.library_id)
-        with self.engine._pool.connection() as conn, conn.transaction():
-            if checkpoint is None:
-                run_id = libraries.start_run(conn, self.library_id, sync_type)
-                checkpoint = Checkpoint(
-                    run_id=run_id, sync_type=sync_type, started_at=utc_now_iso()
-                )
-            else:
-                libraries.resume_run(conn, checkpoint.run_id)
-            libraries.set_sync_status(conn, self.library_id, "syncing")
-        self.engine._checkpoints.save(self.library_id, checkpoint)
-        return checkpoint
+        self.log = log.bind(library_id=self.library_id, run_id=self.run.run_id)
 
     def execute(self) -> SyncOutcome:
-        resumed = self.checkpoint.batches > 0
-        self.log.info("sync.started", resumed=resumed, resume_after=self.checkpoint.last_game_id)
-        self.progress.publish(
-            "starting",
-            message="Fetching the game list from Steam",
-            games_processed=self.checkpoint.games_processed,
-            started_at=self.checkpoint.started_at,
+        self.log.info(
+            "sync.started",
+            attempt=self.run.attempts,
+            resume_after=self.run.resume_after,
+            games_already_written=self.run.games_processed,
         )
         try:
+            self.progress.publish(
+                "starting",
+                message="Fetching the game list from Steam",
+                games_processed=self.games_processed,
+                total_games=self.library.total_games,
+                started_at=self.started_at,
+            )
             games = self._fetch()
-            self.lock.renew()  # a huge fetch may take a while: make sure the lease is still ours
-            self._stop_if_cancelled()
+            self._check_interrupts()
             self._write(games)
             return self._complete(games)
         except PrivateProfile as exc:
             return self._end("private", exc)
         except SyncCancelled as exc:
             return self._end("cancelled", exc)
-        except RateLimitDeferred:
-            self._step_aside()
+        except PermanentError as exc:
+            return self._end("failed", exc)
+        except SyncDeferred:
+            self._pause()
             raise
-        except SyncWorkerError as exc:
-            self._end("failed", exc)
+        except LockLost:
+            self.log.info("sync.stood_down", reason="another attempt took this run over")
+            raise
+        except TransientError as exc:
+            self._record_failed_attempt(exc)
+            raise
+        except KeyboardInterrupt:  # Ctrl-C of an inline sync: the next sync resumes
+            self._record_failed_attempt(Interrupted())
             raise
         except INFRASTRUCTURE_ERRORS as exc:
             error = infrastructure_error(exc)
-        self._end("failed", error)
+        self._record_failed_attempt(error)
         raise error
 
+    # -- the work ----------------------------------------------------------------
+
     def _fetch(self) -> list[OwnedGame]:
-        adapter = self.engine._adapter_factory()
+        adapter = self.engine.adapter_factory()
         try:
-            self.games = adapter.fetch_owned_games(self.library.platform_user_id)
-            return self.games
+            games = adapter.fetch_owned_games(self.library.platform_user_id)
         finally:
-            self.checkpoint.api_calls += adapter.api_calls
+            self.unrecorded_calls += adapter.api_calls
+        self.total_games = len(games)
+        return games
 
     def _write(self, games: Sequence[OwnedGame]) -> None:
-        cp = self.checkpoint
-        total = len(games)
-        remaining = [g for g in games if g.sort_key > cp.last_game_id]
-        cp.games_processed = total - len(remaining)  # committed by earlier attempts
-        for batch in _chunks(remaining, self.settings.sync_batch_size):
-            with self.engine._pool.connection() as conn, conn.transaction():
+        resume_after = self.run.resume_after if self.run.resume_after is not None else -1
+        remaining = [g for g in games if g.sort_key > resume_after]
+        self.games_processed = len(games) - len(remaining)  # committed by earlier attempts
+        for number, batch in enumerate(_chunks(remaining, self.engine.settings.sync_batch_size)):
+            with self.engine.pool.connection() as conn, conn.transaction():
+                runs.fence(conn, self.run.run_id, self.lease.token)
                 counts = writer.write_batch(conn, self.library_id, self.library.platform, batch)
-            cp.last_game_id = batch[-1].sort_key
-            cp.games_processed += len(batch)
-            cp.new_games += counts.new
-            cp.updated_games += counts.updated
-            cp.batches += 1
-            self.engine._checkpoints.save(self.library_id, cp)
+                runs.record_batch(
+                    conn,
+                    self.run.run_id,
+                    resume_after=batch[-1].sort_key,
+                    games_processed=self.games_processed + len(batch),
+                    new=counts.new,
+                    updated=counts.updated,
+                    api_calls=self.unrecorded_calls,
+                )
+            self.unrecorded_calls = 0
+            self.games_processed += len(batch)
             self.progress.batch(
-                cp.games_processed, total, current_game=batch[-1].title, started_at=cp.started_at
+                self.games_processed,
+                len(games),
+                current_game=batch[-1].title,
+                started_at=self.started_at,
             )
-            if self.engine._after_batch is not None:
-                self.engine._after_batch(self.library_id, cp.batches)
-            self._stop_if_cancelled()
-            self.lock.renew()
+            if self.engine.after_batch is not None:
+                self.engine.after_batch(self.library_id, self.run.batches + number + 1)
+            self._check_interrupts()
 
-    def _stop_if_cancelled(self) -> None:
-        if self.engine._redis.exists(keys.cancel_key(self.library_id)):
+    def _check_interrupts(self) -> None:
+        """Between batches: a cancellation, a lost lease or a stopping worker ends the attempt."""
+        if is_cancelled(self.engine.redis, self.library_id, self.lease.owner):
             raise SyncCancelled()
+        if self.lease.lost:
+            raise LockLost()
+        if self.engine.stopping is not None and self.engine.stopping.is_set():
+            raise WorkerStopping()
 
-    def _step_aside(self) -> None:
-        """Out of rate-limit budget: keep the checkpoint and wait in the queue, not as a failure."""
-        with self.engine._pool.connection() as conn:
-            libraries.set_sync_status(conn, self.library_id, "queued")
-        self.log.info(
-            "sync.deferred", reason="rate limit budget", resume_after=self.checkpoint.last_game_id
-        )
+    # -- endings -------------------------------------------------------------------
 
     def _complete(self, games: Sequence[OwnedGame]) -> SyncOutcome:
-        cp = self.checkpoint
-        owned_ids = [g.platform_game_id for g in games]
-        with self.engine._pool.connection() as conn, conn.transaction():
-            if games:
-                removed = writer.mark_removed(
-                    conn, self.library_id, self.library.platform, owned_ids
+        with self.engine.pool.connection() as conn, conn.transaction():
+            runs.fence(conn, self.run.run_id, self.lease.token)
+            # An empty list for a library we hold games for is more likely a Steam hiccup
+            # than a user who lost everything: keep the games (see docs/behaviour.md).
+            removed = (
+                writer.mark_removed(
+                    conn,
+                    self.library_id,
+                    self.library.platform,
+                    [g.platform_game_id for g in games],
                 )
-            else:
-                # An empty list for a library we hold games for is more likely a Steam hiccup
-                # than a user who lost everything: keep the games (see docs/behaviour.md).
-                removed = 0
-            totals = cp.totals(len(games), removed)
-            libraries.finish_run(conn, self.library_id, cp.run_id, "completed", totals)
-        self.engine._checkpoints.clear(self.library_id)
+                if games
+                else 0
+            )
+            totals = runs.finish_run(
+                conn,
+                self.library_id,
+                self.run.run_id,
+                "completed",
+                total_games=len(games),
+                removed_games=removed,
+                api_calls=self.unrecorded_calls,
+            )
+        self._let_go()
         self.progress.publish(
             "completed",
             progress=100,
             games_processed=len(games),
             total_games=len(games),
-            message=f"Synced {len(games)} games: {cp.new_games} new, {cp.updated_games} updated, "
-            f"{removed} removed",
-            started_at=cp.started_at,
+            message=f"Synced {len(games)} games: {totals.new_games} new, "
+            f"{totals.updated_games} updated, {removed} removed",
+            started_at=self.started_at,
             completed_at=utc_now_iso(),
         )
         self.log.info("sync.completed", **asdict(totals))
         return self._outcome("completed", totals)
 
     def _end(self, status: str, error: SyncWorkerError) -> SyncOutcome:
-        """Record a private, cancelled or failed outcome; stored games stay as they were.
-
-        Transient failures are recorded but not announced: whoever retries (the Retries
-        middleware, or the CLI) publishes `retrying` or `failed`.
-        """
-        cp = self.checkpoint
-        totals = cp.totals(cp.games_processed)
-        # Best effort: when the database or Redis is what failed, recording may fail too.
-        with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
-            if not isinstance(error, TransientError):
-                self.engine._checkpoints.clear(self.library_id)  # nothing to resume
-            if status == "cancelled":
-                self.engine._redis.delete(keys.cancel_key(self.library_id))
-            with self.engine._pool.connection() as conn, conn.transaction():
-                libraries.finish_run(
-                    conn, self.library_id, cp.run_id, status, totals, error.to_dict()
-                )
-        if not isinstance(error, TransientError):
-            fetched = self.games is not None
-            total = len(self.games) if self.games is not None else self.library.total_games
-            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
-                self.progress.publish(
-                    "cancelled" if status == "cancelled" else "failed",
-                    progress=percent(cp.games_processed, total) if fetched else 0,
-                    games_processed=cp.games_processed,
-                    total_games=total,
-                    message=error.message,
-                    error=error.to_dict(),
-                    started_at=cp.started_at,
-                    completed_at=utc_now_iso(),
-                )
+        """Close the run as private, cancelled or failed; stored games stay as they were."""
+        with self.engine.pool.connection() as conn, conn.transaction():
+            runs.fence(conn, self.run.run_id, self.lease.token)
+            totals = runs.finish_run(
+                conn,
+                self.library_id,
+                self.run.run_id,
+                status,
+                total_games=self.games_processed,
+                api_calls=self.unrecorded_calls,
+                error=error.to_dict(),
+            )
+        if status == "cancelled":
+            forget_cancel(self.engine.redis, self.library_id, self.lease.owner)
+        self._let_go()
+        total = self.total_games if self.total_games is not None else self.library.total_games
+        self.progress.final(
+            status,
+            error,
+            progress=percent(self.games_processed, total) if self.total_games is not None else 0,
+            games_processed=self.games_processed,
+            total_games=total,
+            started_at=self.started_at,
+        )
         # Private profiles and cancellations are users' choices, not our failures.
         level = self.log.warning if status == "failed" else self.log.info
         level("sync.ended", status=status, error_code=error.code, reason=error.message)
         return self._outcome(status, totals, error.to_dict())
 
+    def _let_go(self) -> None:
+        """The run is over: free the request slot and the lease before announcing it, so a
+        request or a cancel that reacts to the final event sees an idle library."""
+        release_pending(self.engine.redis, self.library_id, self.lease.owner)
+        self.lease.release()
+
+    def _pause(self) -> None:
+        """Stepping back into the queue (budget, shutdown): the run stays open to resume."""
+        with (
+            contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS),
+            self.engine.pool.connection() as conn,
+            conn.transaction(),
+        ):
+            runs.fence(conn, self.run.run_id, self.lease.token)
+            runs.record_pause(conn, self.library_id, self.run.run_id, self.unrecorded_calls)
+        self.log.info("sync.paused", games_written=self.games_processed)
+
+    def _record_failed_attempt(self, error: SyncWorkerError) -> None:
+        """Best effort (the database or Redis may be what failed): note the attempt's error.
+
+        Not announced: whoever retries (the Retries middleware, or the CLI) publishes
+        `retrying` or `failed`.
+        """
+        with (
+            contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS),
+            self.engine.pool.connection() as conn,
+            conn.transaction(),
+        ):
+            runs.fence(conn, self.run.run_id, self.lease.token)
+            runs.record_failed_attempt(
+                conn, self.library_id, self.run.run_id, error.to_dict(), self.unrecorded_calls
+            )
+        self.log.warning("sync.attempt_failed", error_code=error.code, reason=error.message)
+
     def _outcome(
-        self, status: str, totals: libraries.RunTotals, error: dict[str, Any] | None = None
+        self, status: str, totals: runs.RunTotals, error: dict[str, Any] | None = None
     ) -> SyncOutcome:
         return SyncOutcome(
             library_id=self.library_id,
-            run_id=self.checkpoint.run_id,
+            run_id=self.run.run_id,
             status=status,
             error=error,
             **asdict(totals),
         )
-
-
-INFRASTRUCTURE_ERRORS = (psycopg.OperationalError, redis.ConnectionError, redis.TimeoutError)
-
-
-def infrastructure_error(exc: BaseException) -> TransientError:
-    """Our transient error for a lost database or Redis connection."""
-    return DatabaseUnavailable() if isinstance(exc, psycopg.Error) else RedisUnavailable()
 
 
 def _chunks(items: Sequence[OwnedGame], size: int) -> Iterator[Sequence[OwnedGame]]:

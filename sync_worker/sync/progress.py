@@ -11,14 +11,12 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
 from .. import keys
-
-if TYPE_CHECKING:
-    from ..runtime import Runtime
+from ..errors import SyncWorkerError
 
 STATUSES = ("queued", "starting", "syncing", "completed", "failed", "cancelled", "retrying")
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
@@ -29,25 +27,6 @@ def last_event(client: redis.Redis, library_id: str) -> dict[str, Any] | None:
     raw = client.get(keys.progress_key(library_id))
     event: dict[str, Any] | None = json.loads(raw) if raw else None
     return event
-
-
-def publish_lifecycle(
-    runtime: Runtime, library_id: str, status: str, message: str, **extra: Any
-) -> dict[str, Any]:
-    """Publish a lifecycle event that keeps the last known progress figures of the library."""
-    previous = last_event(runtime.redis, library_id) or {}
-    publisher = ProgressPublisher(
-        runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s, min_interval_s=0
-    )
-    extra.setdefault("started_at", previous.get("started_at"))  # None is left out
-    return publisher.publish(
-        status,
-        progress=previous.get("progress", 0) if status != "queued" else 0,
-        games_processed=previous.get("games_processed", 0),
-        total_games=previous.get("total_games", 0),
-        message=message,
-        **extra,
-    )
 
 
 def utc_now_iso() -> str:
@@ -64,7 +43,7 @@ class ProgressPublisher:
         library_id: str,
         *,
         ttl_s: int,
-        min_interval_s: float,
+        min_interval_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -103,6 +82,24 @@ class ProgressPublisher:
         pipe.execute()
         self._last_sent = self._clock()
         return event
+
+    def lifecycle(self, status: str, message: str, **extra: Any) -> dict[str, Any]:
+        """An event between runs or attempts (queued, retrying, failed, cancelled) that keeps
+        the last known progress figures and start time of the library."""
+        previous = last_event(self._client, self._library_id) or {}
+        figures = {
+            "progress": previous.get("progress", 0),
+            "games_processed": previous.get("games_processed", 0),
+            "total_games": previous.get("total_games", 0),
+            "started_at": previous.get("started_at"),
+        }
+        return self.publish(status, message=message, **{**figures, **extra})
+
+    def final(self, status: str, error: SyncWorkerError, **figures: Any) -> dict[str, Any]:
+        """The event that ends a sync without completing it (a private profile is `failed`)."""
+        event_status = "cancelled" if status == "cancelled" else "failed"
+        extra = {"error": error.to_dict(), "completed_at": utc_now_iso(), **figures}
+        return self.lifecycle(event_status, error.message, **extra)
 
     def batch(
         self, games_processed: int, total_games: int, *, current_game: str | None, started_at: str

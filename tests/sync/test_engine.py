@@ -9,13 +9,23 @@ from collections.abc import Callable
 import pytest
 
 from sync_worker import keys
-from sync_worker.errors import SteamKeyRejected, SteamUnavailable, SyncAlreadyRunning
+from sync_worker.errors import SteamUnavailable, SyncAlreadyRunning
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import ProfileKind, steam_id_for
 from sync_worker.sync.engine import SyncEngine
 from tests.conftest import fetch_all
 
 EngineFactory = Callable[..., SyncEngine]
+
+
+def open_runs(runtime: Runtime, library_id: str) -> list[tuple[object, ...]]:
+    """(resume_after, batches, games_processed, new_games) of the library's open run, if any."""
+    return fetch_all(
+        runtime,
+        "SELECT resume_after, batches, games_processed, new_games FROM sync_runs"
+        " WHERE library_id = %s AND status = 'running'",
+        library_id,
+    )
 
 
 def owned_rows(runtime: Runtime, library_id: str) -> dict[str, tuple[int, object]]:
@@ -147,11 +157,11 @@ def test_bad_key_fails_at_once_with_one_call_and_no_key_anywhere(
     bad = settings.model_copy(update={"steam_api_key": type(settings.steam_api_key)(bad_key)})
     library_id = register(steam_id_for(50, seed=13))
 
-    with pytest.raises(SteamKeyRejected) as caught:
-        make_engine(settings=bad).sync(library_id)
+    outcome = make_engine(settings=bad).sync(library_id)
 
+    assert outcome.status == "failed" and outcome.error["code"] == "steam_key_rejected"
     assert sim.calls() == 1
-    assert bad_key not in str(caught.value) and caught.value.__context__ is None
+    assert bad_key not in repr(outcome)
     stored = fetch_all(
         runtime,
         "SELECT l.sync_status, l.sync_error::text, r.error::text FROM user_libraries l"
@@ -161,9 +171,7 @@ def test_bad_key_fails_at_once_with_one_call_and_no_key_anywhere(
     assert stored[0][0] == "failed" and '"steam_key_rejected"' in stored[0][1]
     assert bad_key not in repr(stored)
     assert bad_key not in runtime.redis.get(keys.progress_key(library_id)).decode()
-    assert (
-        runtime.redis.get(keys.checkpoint_key(library_id)) is None
-    )  # permanent: nothing to resume
+    assert open_runs(runtime, library_id) == []  # permanent: nothing to resume
 
 
 def test_crash_after_batch_k_resumes_from_the_checkpoint(runtime, register, make_engine, sim):
@@ -186,9 +194,8 @@ def test_crash_after_batch_k_resumes_from_the_checkpoint(runtime, register, make
     with pytest.raises(Crash):
         make_engine(after_batch=crash_after_third).sync(library_id)
 
-    checkpoint = json.loads(runtime.redis.get(keys.checkpoint_key(library_id)))
-    assert checkpoint["batches"] == 3 and checkpoint["games_processed"] == 300
-    assert checkpoint["last_game_id"] == ordered[299]
+    # The checkpoint was committed with the rows: position and counts agree with them.
+    assert open_runs(runtime, library_id) == [(ordered[299], 3, 300, 300)]
     assert len(owned_rows(runtime, library_id)) == 300
 
     resumed_batches: list[int] = []
@@ -204,11 +211,11 @@ def test_crash_after_batch_k_resumes_from_the_checkpoint(runtime, register, make
         library_id,
     )
     assert (status, attempts, new_games) == ("completed", 2, 1_000)
-    assert runtime.redis.get(keys.checkpoint_key(library_id)) is None
+    assert open_runs(runtime, library_id) == []
 
 
-def test_transient_failure_keeps_checkpoint_and_stored_games(runtime, register, make_engine, sim):
-    """Steam 5xx: the sync fails transiently, keeps what it had and will resume."""
+def test_transient_failure_keeps_the_run_open_and_stored_games(runtime, register, make_engine, sim):
+    """Steam 5xx: the attempt fails transiently, keeps what it had; the run stays open to resume."""
     library_id = register(steam_id_for(150, seed=15))
     make_engine().sync(library_id)
     stored = owned_rows(runtime, library_id)
@@ -224,12 +231,21 @@ def test_transient_failure_keeps_checkpoint_and_stored_games(runtime, register, 
         library_id,
     )
     assert status == "failed" and error["code"] == "steam_unavailable"
-    assert runtime.redis.get(keys.checkpoint_key(library_id)) is not None
+    [(run_error, attempts)] = fetch_all(
+        runtime, "SELECT error, attempts FROM sync_runs WHERE status = 'running'"
+    )
+    assert run_error["code"] == "steam_unavailable" and attempts == 1
     assert make_engine().sync(library_id).status == "completed"  # the retry resumes and finishes
+    assert fetch_all(runtime, "SELECT status, attempts FROM sync_runs ORDER BY started_at") == [
+        ("completed", 1),
+        ("completed", 2),
+    ]
 
 
-def test_two_concurrent_syncs_of_one_library_run_once(runtime, register, make_engine, sim):
-    """While one sync holds the lease, a second attempt stands down without touching anything."""
+def test_a_second_sync_while_one_runs_is_deferred_without_touching_anything(
+    runtime, register, make_engine, sim
+):
+    """While one sync holds the lease, another owner's attempt is told to come back later."""
     library_id = register(steam_id_for(400, seed=16))
     sim.fault(match="GetOwnedGames", kind="delay", delay_s=1.0, count=1)
     results: dict[str, object] = {}
@@ -244,9 +260,11 @@ def test_two_concurrent_syncs_of_one_library_run_once(runtime, register, make_en
         if runtime.redis.exists(keys.lock_key(library_id)):
             break
         threading.Event().wait(0.01)
-    with pytest.raises(SyncAlreadyRunning):
+    with pytest.raises(SyncAlreadyRunning) as caught:
         make_engine().sync(library_id)
     thread.join()
+
+    assert 0 < caught.value.retry_after_s <= 2.0  # asks again soon: "later", never "drop"
 
     assert results["first"].status == "completed"  # type: ignore[attr-defined]
     assert sim.calls() == 1
@@ -278,14 +296,50 @@ def test_progress_events_have_the_contract_shape_and_order(runtime, register, ma
 def test_a_dead_workers_lease_expires_so_the_library_can_sync_again(
     runtime, settings, register, make_engine
 ):
-    """A lease left behind by a killed worker frees itself within its short TTL."""
+    """A lease left behind by another owner's killed worker frees itself within its TTL."""
     library_id = register(steam_id_for(10, seed=18))
-    runtime.redis.set(keys.lock_key(library_id), "dead-worker-token", px=300)
+    runtime.redis.set(keys.lock_key(library_id), "dead-owner dead-token", px=300)
 
     with pytest.raises(SyncAlreadyRunning):
         make_engine().sync(library_id)
     threading.Event().wait(0.4)
     assert make_engine().sync(library_id).status == "completed"
+
+
+def test_a_redelivered_message_takes_over_its_own_leftover_lease_at_once(
+    runtime, register, make_engine
+):
+    """The same message coming back after its worker died does not wait for the old lease."""
+    library_id = register(steam_id_for(10, seed=18))
+    runtime.redis.set(keys.lock_key(library_id), "message-1 old-token", px=60_000)
+
+    outcome = make_engine().sync(library_id, owner="message-1")
+
+    assert outcome.status == "completed"
+    assert not runtime.redis.exists(keys.lock_key(library_id))  # released at the end
+
+
+def test_a_run_whose_fence_was_taken_over_cannot_commit_another_batch(
+    runtime, register, make_engine
+):
+    """A stalled attempt that lost its run to another one stands down: one writer at a time."""
+    from sync_worker.errors import LockLost
+
+    library_id = register(steam_id_for(500, seed=18))
+
+    def take_over_after_second(lib: str, batch: int) -> None:
+        if batch == 2:  # another attempt resumes the run under a new fence
+            fetch_all(
+                runtime,
+                "UPDATE sync_runs SET lease_token = 'usurper' WHERE library_id = %s RETURNING 1",
+                lib,
+            )
+
+    with pytest.raises(LockLost):
+        make_engine(after_batch=take_over_after_second).sync(library_id)
+
+    assert len(owned_rows(runtime, library_id)) == 200  # batch 3 was rolled back
+    assert [run[1:] for run in open_runs(runtime, library_id)] == [(2, 200, 200)]
 
 
 def test_unknown_library_is_a_clear_permanent_error(make_engine, runtime):
@@ -323,8 +377,8 @@ def test_cancel_mid_sync_stops_at_the_next_batch_and_keeps_what_was_saved(
         300,
         1_000,
     )
-    assert runtime.redis.get(keys.checkpoint_key(library_id)) is None
-    assert not runtime.redis.exists(keys.cancel_key(library_id))
+    assert open_runs(runtime, library_id) == []
+    assert not runtime.redis.exists(keys.cancel_key(library_id))  # carried out, forgotten
     assert make_engine().sync(library_id).new_games == 700  # the next sync finishes the job
 
 

@@ -13,7 +13,7 @@ def test_a_queued_sync_of_a_cancelled_library_is_skipped(runtime, register, work
     """Cancel before a worker takes the message: it is skipped, nothing is fetched or written."""
     library_id = register(steam_id_for(30, seed=81))
     message = client.sync_message(library_id)
-    claim_pending(runtime.redis, library_id, message.message_id, ttl_s=60, force=False)
+    claim_pending(runtime.redis, library_id, message.message_id, force=False)
     get_broker().enqueue(message, delay=1500)  # still queued when we cancel
 
     assert client.cancel_sync(library_id) is True
@@ -36,12 +36,29 @@ def test_cancelling_an_idle_library_is_a_clear_no_op(runtime, register):
     assert not runtime.redis.exists(keys.cancel_key(library_id))
 
 
-def test_a_new_request_clears_a_pending_cancellation(runtime, register):
-    """request_sync after a cancel starts a real sync, not a skipped one."""
+def test_a_request_after_a_cancel_queues_a_sync_that_runs(runtime, register, worker):
+    """Request, cancel, request: the cancelled message is skipped, the new one completes."""
+    library_id = register(steam_id_for(20, seed=83))
+    broker = get_broker()
+    first = client.sync_message(library_id)
+    claim_pending(runtime.redis, library_id, first.message_id, force=False)
+    broker.enqueue(first, delay=1500)
+
+    assert client.cancel_sync(library_id) is True
+    second = client.request_sync(library_id)
+
+    assert second != first.message_id  # a cancelled message no longer counts as pending
+    wait_for(lambda: library_status(runtime, library_id) == "completed", 30, "the new sync")
+    wait_for(lambda: not runtime.redis.exists(keys.cancel_key(library_id)), 10, "the skip")
+    assert fetch_all(runtime, "SELECT status FROM sync_runs") == [("completed",)]
+
+
+def test_a_cancellation_never_reaches_a_later_sync(runtime, register, make_engine):
+    """A cancel names the syncs live when it was asked; the next sync is not ambushed by it."""
     library_id = register(steam_id_for(5, seed=83))
-    runtime.redis.set(keys.cancel_key(library_id), "1")
-    client.request_sync(library_id)
-    assert not runtime.redis.exists(keys.cancel_key(library_id))
+    runtime.redis.sadd(keys.cancel_key(library_id), "message-that-already-ended")
+
+    assert make_engine().sync(library_id).status == "completed"
 
 
 def test_a_running_sync_stops_within_one_batch_of_the_cancel(runtime, register, worker):

@@ -1,0 +1,22 @@
+"""What losing Redis or PostgreSQL looks like, and the transient error we report for it."""
+
+from __future__ import annotations
+
+import psycopg
+import redis
+
+from .errors import DatabaseUnavailable, RedisUnavailable, TransientError
+
+#: Exceptions that mean "a server went away", as opposed to a bug in a query or a script.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # includes the pool's PoolTimeout
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
+def infrastructure_error(exc: BaseException) -> TransientError:
+    """Our transient error for a lost database or Redis connection (no server text: it may hold a URL)."""
+    if isinstance(exc, psycopg.Error):
+        return DatabaseUnavailable()
+    return RedisUnavailable()

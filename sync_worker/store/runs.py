@@ -1,0 +1,210 @@
+"""`sync_runs` rows: one per attempt-to-completion, holding the resumable checkpoint.
+
+A library has at most one open run (`status = 'running'`); every attempt resumes it.
+Each attempt takes the run's fence (`lease_token`) when it opens it, and every write
+transaction of that attempt starts with `fence()`: an attempt whose fence was taken over
+(its lease lapsed and another worker resumed the run) cannot commit another batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from ..errors import LockLost
+
+_RUN_COLUMNS = (
+    "run_id::text, sync_type, started_at, resume_after, games_processed, new_games,"
+    " updated_games, api_calls, attempts, batches"
+)
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """The checkpoint of an open run, as committed."""
+
+    run_id: str
+    sync_type: str
+    started_at: datetime
+    resume_after: int | None  # every game with an app id <= this is written
+    games_processed: int
+    new_games: int
+    updated_games: int
+    api_calls: int
+    attempts: int
+    batches: int
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The counters a finished run records."""
+
+    total_games: int = 0
+    new_games: int = 0
+    updated_games: int = 0
+    removed_games: int = 0
+    api_calls: int = 0
+
+
+def open_run(conn: Connection[Any], library_id: str, sync_type: str, token: str) -> OpenRun:
+    """Resume the library's open run under `token`, or start one; mark the library syncing.
+
+    The UPDATE waits for a batch still committing under the previous fence, so the
+    position read here includes it.
+    """
+    with conn.transaction(), conn.cursor(row_factory=class_row(OpenRun)) as cur:
+        run = cur.execute(
+            f"UPDATE sync_runs SET lease_token = %s, attempts = attempts + 1, updated_at = now()"
+            f" WHERE library_id = %s AND status = 'running' RETURNING {_RUN_COLUMNS}",
+            (token, library_id),
+        ).fetchone()
+        if run is None:
+            try:
+                with conn.transaction():
+                    run = cur.execute(
+                        f"INSERT INTO sync_runs (library_id, sync_type, status, lease_token)"
+                        f" VALUES (%s, %s, 'running', %s) RETURNING {_RUN_COLUMNS}",
+                        (library_id, sync_type, token),
+                    ).fetchone()
+            except psycopg.errors.UniqueViolation:
+                raise LockLost() from None  # another attempt opened it a moment ago
+        cur.execute(
+            "UPDATE user_libraries SET sync_status = 'syncing', updated_at = now()"
+            " WHERE library_id = %s",
+            (library_id,),
+        )
+    assert run is not None
+    return run
+
+
+def fence(conn: Connection[Any], run_id: str, token: str) -> None:
+    """Lock the open run for this transaction; raise LockLost unless `token` still owns it."""
+    owned = conn.execute(
+        "SELECT 1 FROM sync_runs WHERE run_id = %s AND lease_token = %s AND status = 'running'"
+        " FOR UPDATE",
+        (run_id, token),
+    ).fetchone()
+    if owned is None:
+        raise LockLost()
+
+
+def record_batch(
+    conn: Connection[Any],
+    run_id: str,
+    *,
+    resume_after: int,
+    games_processed: int,
+    new: int,
+    updated: int,
+    api_calls: int,
+) -> None:
+    """Advance the checkpoint, in the transaction that wrote the batch (after `fence`)."""
+    conn.execute(
+        "UPDATE sync_runs SET resume_after = %s, games_processed = %s, new_games = new_games + %s,"
+        " updated_games = updated_games + %s, api_calls = api_calls + %s, batches = batches + 1,"
+        " updated_at = now() WHERE run_id = %s",
+        (resume_after, games_processed, new, updated, api_calls, run_id),
+    )
+
+
+def record_failed_attempt(
+    conn: Connection[Any], library_id: str, run_id: str, error: dict[str, Any], api_calls: int
+) -> None:
+    """An attempt failed but the run stays open for the retry (or the next sync) to resume."""
+    conn.execute(
+        "UPDATE sync_runs SET api_calls = api_calls + %s, error = %s, updated_at = now()"
+        " WHERE run_id = %s",
+        (api_calls, Jsonb(error), run_id),
+    )
+    conn.execute(
+        "UPDATE user_libraries SET sync_status = 'failed', sync_error = %s, last_sync_at = now(),"
+        " updated_at = now() WHERE library_id = %s",
+        (Jsonb(error), library_id),
+    )
+
+
+def record_pause(conn: Connection[Any], library_id: str, run_id: str, api_calls: int) -> None:
+    """The attempt stepped back into the queue (budget, shutdown): the run waits, open."""
+    conn.execute(
+        "UPDATE sync_runs SET api_calls = api_calls + %s, updated_at = now() WHERE run_id = %s",
+        (api_calls, run_id),
+    )
+    conn.execute(
+        "UPDATE user_libraries SET sync_status = 'queued', updated_at = now() WHERE library_id = %s",
+        (library_id,),
+    )
+
+
+def finish_run(
+    conn: Connection[Any],
+    library_id: str,
+    run_id: str,
+    status: str,
+    *,
+    total_games: int,
+    removed_games: int = 0,
+    api_calls: int = 0,
+    error: dict[str, Any] | None = None,
+) -> RunTotals:
+    """Close the run with its outcome and record it on the library row; return its totals."""
+    row = conn.execute(
+        "UPDATE sync_runs SET status = %s, finished_at = now(), updated_at = now(), error = %s,"
+        " total_games = %s, removed_games = %s, api_calls = api_calls + %s, lease_token = NULL"
+        " WHERE run_id = %s RETURNING new_games, updated_games, api_calls",
+        (status, Jsonb(error) if error else None, total_games, removed_games, api_calls, run_id),
+    ).fetchone()
+    assert row is not None
+    _record_outcome(conn, library_id, status, error, total_games)
+    new_games, updated_games, calls = row
+    return RunTotals(total_games, new_games, updated_games, removed_games, calls)
+
+
+def close_open_run(
+    conn: Connection[Any], library_id: str, status: str, error: dict[str, Any]
+) -> bool:
+    """End the library's sync for a message that will not run again; True if a run was open.
+
+    The caller holds the library's lease, so no live attempt competes; a stale one's
+    fence fails once the run is closed.
+    """
+    row = conn.execute(
+        "UPDATE sync_runs SET status = %s, finished_at = now(), updated_at = now(), error = %s,"
+        " total_games = games_processed, lease_token = NULL"
+        " WHERE library_id = %s AND status = 'running' RETURNING run_id",
+        (status, Jsonb(error), library_id),
+    ).fetchone()
+    _record_outcome(conn, library_id, status, error, None)
+    return row is not None
+
+
+def _record_outcome(
+    conn: Connection[Any],
+    library_id: str,
+    status: str,
+    error: dict[str, Any] | None,
+    total_games: int | None,
+) -> None:
+    succeeded = status == "completed"
+    conn.execute(
+        """
+        UPDATE user_libraries SET sync_status = %(status)s, sync_error = %(error)s,
+            total_games = CASE WHEN %(succeeded)s THEN %(total)s ELSE total_games END,
+            last_sync_at = now(),
+            last_success_at = CASE WHEN %(succeeded)s THEN now() ELSE last_success_at END,
+            updated_at = now()
+        WHERE library_id = %(library_id)s
+        """,
+        {
+            "status": status,
+            "error": Jsonb(error) if error else None,
+            "succeeded": succeeded,
+            "total": total_games,
+            "library_id": library_id,
+        },
+    )
