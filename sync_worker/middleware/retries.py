@@ -33,8 +33,12 @@ class Retries(Middleware):
 
     @property
     def actor_options(self) -> set[str]:
-        """Options an actor (or a message) may override; message beats actor beats default."""
-        return {"max_retries", "min_backoff", "max_backoff"}
+        """Options an actor (or a message) may override; message beats actor beats default.
+
+        `throws` is Dramatiq's own (its worker reads it to log expected errors without a
+        traceback); its Retries declares it, so ours, which replaces it, does too.
+        """
+        return {"max_retries", "min_backoff", "max_backoff", "throws"}
 
     def _option(self, broker: dramatiq.Broker, message: Any, name: str, default: int) -> int:
         actor_options = broker.get_actor(message.actor_name).options

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -36,11 +37,12 @@ class Shutdown(Middleware):
         self._in_flight: dict[str, Any] = {}  # redis message id -> message being processed
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
-        """In a `dramatiq` worker process: make repeated SIGTERMs harmless."""
-        ignore_repeated_sigterm()
+        """In a `dramatiq` worker process: the first SIGTERM stops syncs at once, later ones
+        are ignored."""
+        on_first_sigterm(get_runtime().stopping.set)
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        """Tell running syncs to stop at their next batch boundary."""
+        """Tell running syncs to stop at their next batch boundary (in-process workers too)."""
         log.info("worker.stopping", in_flight=len(self._in_flight))
         get_runtime().stopping.set()
 
@@ -83,8 +85,9 @@ class Shutdown(Middleware):
             self._in_flight.pop(message.options.get("redis_message_id", message.message_id), None)
 
 
-def ignore_repeated_sigterm() -> None:
-    """Wrap the current SIGTERM handler so only the first SIGTERM reaches it."""
+def on_first_sigterm(stop_now: Callable[[], None]) -> None:
+    """Wrap the current SIGTERM handler: the first SIGTERM calls `stop_now` (Dramatiq's own
+    handler only notices a second later) and reaches that handler; later ones are ignored."""
     if threading.current_thread() is not threading.main_thread():
         return  # signal handlers can only be set from the main thread
     original = signal.getsignal(signal.SIGTERM)
@@ -98,6 +101,7 @@ def ignore_repeated_sigterm() -> None:
             log.info("worker.sigterm_ignored", reason="already shutting down")
             return None
         received = True
+        stop_now()
         return original(signum, frame)
 
     signal.signal(signal.SIGTERM, first_sigterm_only)

@@ -7,7 +7,7 @@ Admin API (JSON in, JSON out):
   POST /_sim/libraries/{steam_id}      change a library: {"bump_playtime": {appid: minutes},
                                        "remove": [appid], "add": [appid], "rename": {appid: name}}
   POST /_sim/faults                    queue faults: {"match": "GetOwnedGames", "kind":
-                                       "status"|"truncate"|"delay"|"reset"|"html",
+                                       "status"|"truncate"|"delay"|"reset"|"html"|"bad_key",
                                        "status": 500, "retry_after": 3, "delay_s": 2.0,
                                        "count": 3}
   POST /_sim/rate-limit                answer 429 above {"calls": N, "window_s": W} (null: off)
@@ -57,7 +57,7 @@ class Fault:
     """An injected failure for the next `count` matching calls."""
 
     match: str
-    kind: str  # status | truncate | delay | reset | html
+    kind: str  # status | truncate | delay | reset | html | bad_key
     count: int = 1
     status: int = 500
     retry_after: int | None = None  # a Retry-After header on a `status` fault
@@ -276,6 +276,9 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if fault.kind == "truncate":
             self._send(200, '{"response": {"game_count": 3, "games": [{"appid": 10, "na')
+            return False
+        if fault.kind == "bad_key":  # Steam's answer once a key is revoked
+            self._send(403, FORBIDDEN_HTML, "text/html")
             return False
         if fault.kind == "html":  # a proxy's or Steam's error page, served with 200
             self._send(200, ERROR_HTML, "text/html")

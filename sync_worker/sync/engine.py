@@ -101,6 +101,8 @@ class SyncEngine:
         took the run over, UnknownLibrary before any work.
         """
         owner = owner or f"inline-{secrets.token_hex(8)}"
+        if self.stopping is not None and self.stopping.is_set():
+            raise WorkerStopping()  # a stopping worker starts nothing, not even a Steam call
         try:
             with self.pool.connection() as conn:
                 library = libraries.get_library(conn, library_id)
@@ -197,13 +199,17 @@ class _Run:
             self.log.info("sync.stood_down", reason="another attempt took this run over")
             raise
         except TransientError as exc:
-            self._record_failed_attempt(exc)
-            raise
+            error = exc
         except KeyboardInterrupt:  # Ctrl-C of an inline sync: the next sync resumes
             self._record_failed_attempt(Interrupted())
             raise
         except INFRASTRUCTURE_ERRORS as exc:
             error = infrastructure_error(exc)
+        if not self.lease.confirm():
+            # A stalled attempt whose run was taken over: its failure is not the run's, and
+            # a retry would only fight the attempt that now owns it.
+            self.log.info("sync.stood_down", reason="lease lost", error_code=error.code)
+            raise LockLost() from None
         self._record_failed_attempt(error)
         raise error
 

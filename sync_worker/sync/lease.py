@@ -89,6 +89,14 @@ class Lease:
         """True once another owner holds the lease: this attempt must stand down."""
         return self._lost.is_set()
 
+    def confirm(self) -> bool:
+        """Renew now; False (and `lost`) when another owner holds the lease. Unknown while
+        Redis is unreachable: then it counts as still ours (the fence guards the writes)."""
+        if not self.lost:
+            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+                self._renew_once()
+        return not self.lost
+
     def acquire(self) -> bool:
         """Take the lease (or our own message's leftover); False when another owner holds it."""
         script = self._client.register_script(ACQUIRE_SCRIPT)
@@ -114,14 +122,16 @@ class Lease:
         with contextlib.suppress(*INFRASTRUCTURE_ERRORS):  # an unreleased lease expires anyway
             self._client.register_script(RELEASE_SCRIPT)(keys=[self._key], args=[self._value])
 
-    def _keep(self) -> None:
+    def _renew_once(self) -> None:
         renew = self._client.register_script(RENEW_SCRIPT)
+        if not renew(keys=[self._key], args=[self._value, self._ttl_ms]):
+            log.warning("sync.lease_lost", key=self._key)
+            self._lost.set()
+
+    def _keep(self) -> None:
         interval_s = self._ttl_ms / 3000
-        while not self._stop.wait(interval_s):
+        while not self._stop.wait(interval_s) and not self.lost:
             try:
-                if not renew(keys=[self._key], args=[self._value, self._ttl_ms]):
-                    log.warning("sync.lease_lost", key=self._key)
-                    self._lost.set()
-                    return
+                self._renew_once()
             except INFRASTRUCTURE_ERRORS as exc:  # Redis blip: keep trying; the fence guards writes
                 log.warning("sync.lease_renew_failed", error=type(exc).__name__)
