@@ -19,6 +19,7 @@ from dramatiq.middleware import CurrentMessage
 
 from .broker import QUEUE_HIGH
 from .errors import LockLost, MalformedMessage, SyncWorkerError
+from .middleware.messages import MAX_LIBRARY_ID
 from .platforms.steam import SteamClient
 from .ratelimit import RateLimiter
 from .runtime import get_runtime
@@ -28,14 +29,13 @@ log = structlog.get_logger(__name__)
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
-MAX_LIBRARY_ID_LENGTH = 64  # ids are uuids; anything longer is not worth a database query
 
 
 def sync_library(library_id: str, force: bool = False, sync_type: str = "manual") -> None:
     """Sync one library to completion (`force` only bypasses de-duplication when enqueuing)."""
     if (
         not isinstance(library_id, str)
-        or len(library_id) > MAX_LIBRARY_ID_LENGTH
+        or len(library_id) > MAX_LIBRARY_ID
         or not isinstance(force, bool)
         or sync_type not in SYNC_TYPES
     ):

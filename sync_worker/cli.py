@@ -59,10 +59,13 @@ class CommandFailed(Exception):
         self.library_id = library_id
 
 
+CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient
+
+
 def ready_runtime() -> Runtime:
     """The runtime, with both servers answering (a clear error within seconds otherwise)."""
     runtime = get_runtime()
-    runtime.check()
+    runtime.check(within_s=CHECK_WITHIN_S)
     return runtime
 
 

@@ -135,8 +135,12 @@ class EmbeddedServers:
     def _stop_postgres(self) -> None:
         if not (self._pgdata / "postmaster.pid").exists():
             return
-        import pgserver
-        from pgserver.postgres_server import get_server
+        with (
+            warnings.catch_warnings()
+        ):  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import pgserver
+            from pgserver.postgres_server import get_server
 
         server = get_server(self._pgdata, cleanup_mode=None)
         with contextlib.suppress(subprocess.CalledProcessError):

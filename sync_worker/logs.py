@@ -20,10 +20,13 @@ from .settings import Settings
 
 REDACTED = "[redacted]"
 _KEY_IN_URL = re.compile(r"(?i)([?&;]key=)[^&\s\"'#]+")
+MAX_VALUE_CHARS = 2_000  # a hostile 1 MB argument (Dramatiq prints messages whole) stays short
+MAX_TRACEBACK_CHARS = 50_000
 
 
 class SecretRedactor:
-    """A structlog processor that masks known secrets and any `key=` query parameter."""
+    """A structlog processor that masks known secrets and any `key=` query parameter, and
+    shortens over-long values."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self._secrets = [s for s in secrets if s]
@@ -35,18 +38,28 @@ class SecretRedactor:
         return _KEY_IN_URL.sub(lambda m: m.group(1) + REDACTED, text)
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
-        return {k: self._clean(v) for k, v in event_dict.items()}
+        return {
+            k: self._clean(v, MAX_TRACEBACK_CHARS if k == "exception" else MAX_VALUE_CHARS)
+            for k, v in event_dict.items()
+        }
 
-    def _clean(self, value: Any) -> Any:
+    @staticmethod
+    def shorten(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+        """Cut an over-long value (after redaction, so a cut never exposes part of a key)."""
+        if len(text) <= limit:
+            return text
+        return f"{text[:limit]}... [{len(text) - limit} more chars]"
+
+    def _clean(self, value: Any, limit: int = MAX_VALUE_CHARS) -> Any:
         if isinstance(value, str):
-            return self.redact(value)
+            return self.shorten(self.redact(value), limit)
         if isinstance(value, dict):
-            return {k: self._clean(v) for k, v in value.items()}
+            return {k: self._clean(v, limit) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self._clean(v) for v in value]
+            return [self._clean(v, limit) for v in value]
         if isinstance(value, int | float | bool) or value is None:
             return value
-        return self.redact(repr(value))
+        return self.shorten(self.redact(repr(value)), limit)
 
 
 def configure_logging(settings: Settings) -> None:

@@ -62,8 +62,11 @@ class Runtime:
     """Connections shared by every thread of this process (both clients are thread-safe)."""
 
     def __init__(self, settings: Settings) -> None:
+        """Raises DatabaseUnavailable at once (before a pool logs its retries) when
+        PostgreSQL does not answer within DB_CONNECT_TIMEOUT_S."""
         self.settings = resolve_settings(settings)
         assert self.settings.redis_url and self.settings.database_url
+        self._check_database(round(self.settings.db_connect_timeout_s))
         self.redis = redis_client(self.settings.redis_url, self.settings)
         self.pool = ConnectionPool(
             self.settings.database_url,
@@ -94,10 +97,12 @@ class Runtime:
                 if time.monotonic() > deadline:
                     raise RedisUnavailable("Redis is unreachable at REDIS_URL.") from None
                 time.sleep(0.5)
-        remaining = max(1, round(deadline - time.monotonic()))
+        self._check_database(round(deadline - time.monotonic()))
+
+    def _check_database(self, timeout_s: int) -> None:
         try:
             with psycopg.connect(
-                self.settings.database_url or "", connect_timeout=remaining
+                self.settings.database_url or "", connect_timeout=max(1, timeout_s)
             ) as conn:
                 conn.execute("SELECT 1")
         except psycopg.OperationalError:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 from pydantic import SecretStr
 
@@ -92,9 +93,51 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     use_settings(None)
 
 
+def assert_no_secret(text: str | bytes, where: str, *secrets: str | None) -> None:
+    """Fail if the test key (or another given key) appears in `text`."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for secret in {TEST_KEY, *secrets} - {None, ""}:
+        assert secret not in text, f"a Steam API key leaked into {where}"
+
+
+def redis_contents(client: redis.Redis) -> bytes:
+    """Every key and value of a Redis database, concatenated (for leak scans)."""
+    parts: list[bytes] = []
+    for key in client.scan_iter(count=1_000):
+        parts.append(key)
+        kind = client.type(key)
+        if kind == b"string":
+            parts.append(client.get(key) or b"")
+        elif kind == b"hash":
+            for field, value in client.hgetall(key).items():
+                parts += [field, value]
+        elif kind == b"list":
+            parts += client.lrange(key, 0, -1)
+        elif kind == b"set":
+            parts += list(client.smembers(key))
+        elif kind == b"zset":
+            parts += client.zrange(key, 0, -1)
+    return b"\n".join(parts)
+
+
+def assert_no_secret_at_rest(runtime: Runtime, *secrets: str | None) -> None:
+    """No key in any Redis key or value, nor in any row of any table."""
+    assert_no_secret(redis_contents(runtime.redis), "Redis", *secrets)
+    with runtime.pool.connection() as conn:
+        for table in ("user_libraries", "games", "library_games", "sync_runs"):
+            for secret in {TEST_KEY, *secrets} - {None, ""}:
+                [(count,)] = conn.execute(
+                    f"SELECT count(*) FROM {table} t WHERE strpos(t::text, %s) > 0",
+                    (secret,),
+                ).fetchall()
+                assert count == 0, f"a Steam API key leaked into the {table} table"
+
+
 @pytest.fixture(autouse=True)
-def clean_state(request: pytest.FixtureRequest) -> None:
-    """Empty tables and Redis db, and a fresh simulator, before each test that uses them."""
+def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty tables and Redis db, and a fresh simulator, before each test that uses them;
+    after it, no Steam key may be left anywhere in them."""
     if "runtime" in request.fixturenames:
         rt: Runtime = request.getfixturevalue("runtime")
         with rt.pool.connection() as conn:
@@ -103,6 +146,9 @@ def clean_state(request: pytest.FixtureRequest) -> None:
     if "simulator" in request.fixturenames:
         sim: SimulatorServer = request.getfixturevalue("simulator")
         requests.post(f"{sim.url}/_sim/reset", timeout=5).raise_for_status()
+    yield
+    if "runtime" in request.fixturenames:
+        assert_no_secret_at_rest(request.getfixturevalue("runtime"))
 
 
 class SimulatorAdmin:
@@ -258,19 +304,22 @@ def running_worker(
         finally:
             process.terminate()
             process.wait(timeout=30)
+    assert_no_secret(log_path.read_text(), "a worker's log", env.get("STEAM_API_KEY"))
 
 
 def cli(
     env: dict[str, str], *args: str, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """Run `sync-worker ARGS` as its own process and capture what it prints."""
-    return subprocess.run(
+    """Run `sync-worker ARGS` as its own process and capture what it prints (never a key)."""
+    result = subprocess.run(
         [sys.executable, "-m", "sync_worker.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout_s,
     )
+    assert_no_secret(result.stdout + result.stderr, "the CLI's output", env.get("STEAM_API_KEY"))
+    return result
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:

@@ -8,7 +8,7 @@ import dramatiq
 import structlog
 from dramatiq.middleware import Middleware
 
-from .messages import library_id_of, loggable
+from .messages import library_id_of
 
 
 class LogContext(Middleware):
@@ -20,7 +20,7 @@ class LogContext(Middleware):
         structlog.contextvars.bind_contextvars(
             message_id=message.message_id,
             actor=message.actor_name,
-            library_id=loggable(library_id_of(message)),
+            library_id=library_id_of(message),
             attempt=message.options.get("retries", 0) + 1,
         )
 

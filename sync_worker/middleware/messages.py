@@ -22,7 +22,7 @@ from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 log = structlog.get_logger(__name__)
 
 SYNC_ACTOR = "sync_library"
-MAX_LOGGED_ID = 64  # a hostile 1 MB "library id" must not become a 1 MB log line
+MAX_LIBRARY_ID = 64  # ids are uuids: a 1 MB "id" must not become Redis keys or log lines
 RESEND_BACKOFF_MAX_S = 2.0
 
 
@@ -47,18 +47,12 @@ def outcome_of(message: Any) -> MessageOutcome:
 
 
 def library_id_of(message: Any) -> str | None:
-    """The library a sync message is about, or None for other messages and non-string ids."""
+    """The library a sync message is about; None for other messages and for values that
+    cannot be a library id (the actor rejects those as malformed)."""
     if message.actor_name != SYNC_ACTOR:
         return None
     value = message.args[0] if message.args else message.kwargs.get("library_id")
-    return value if isinstance(value, str) else None
-
-
-def loggable(value: str | None) -> str | None:
-    """A value short enough for a log line."""
-    if value is None or len(value) <= MAX_LOGGED_ID:
-        return value
-    return f"{value[:MAX_LOGGED_ID]}... ({len(value)} chars)"
+    return value if isinstance(value, str) and len(value) <= MAX_LIBRARY_ID else None
 
 
 def as_sync_error(exception: BaseException) -> SyncWorkerError:

@@ -24,7 +24,7 @@ import pytest
 
 from sync_worker.platforms.steam import normalise_game
 from sync_worker.runtime import Runtime
-from tests.conftest import SimulatorAdmin, fetch_all, wait_for
+from tests.conftest import SimulatorAdmin, assert_no_secret, fetch_all, wait_for
 
 REPORT: list[dict[str, Any]] = []
 
@@ -43,6 +43,7 @@ class WorkerGroup:
         shutdown_timeout_ms: int = 25_000,
     ) -> None:
         self.log_path = log_path
+        self.env = env
         with log_path.open("w") as log:
             self.process = subprocess.Popen(
                 [
@@ -106,12 +107,18 @@ class WorkerGroup:
                     found.append(record)
         return found
 
+    def stop(self, timeout_s: float = 60) -> int:
+        """SIGTERM the group, as a deploy does, and wait for it to exit."""
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
     def kill(self) -> None:
-        """SIGKILL whatever is left of the group."""
+        """SIGKILL whatever is left of the group; its log must hold no key, even at DEBUG."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+        assert_no_secret(self.text(), self.log_path.name, self.env.get("STEAM_API_KEY"))
 
 
 @pytest.fixture

@@ -1,0 +1,80 @@
+"""An inline `sync-worker sync` stopped with Ctrl-C (or SIGTERM): one line, exit 130, and the
+next run resumes with counts exact (they were committed with the rows)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from sync_worker.simulator import steam_id_for
+from tests.conftest import assert_no_secret, cli, fetch_all, wait_for
+from tests.reliability.conftest import compare_with_simulator, report
+
+GAMES = 50_000
+
+
+def committed(runtime, steam_id: str) -> int:
+    rows = fetch_all(
+        runtime,
+        "SELECT r.games_processed FROM sync_runs r JOIN user_libraries l USING (library_id)"
+        " WHERE l.platform_user_id = %s AND r.status = 'running'",
+        steam_id,
+    )
+    return int(rows[0][0]) if rows else 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_inline_sync_resumes_with_exact_counts(runtime, sim, subprocess_env, sig):
+    """Interrupted at 10,000+ of 50,000 games, rerun: new_games is exactly 50,000."""
+    steam_id = steam_id_for(GAMES, seed=161 + int(sig))
+    env = {**subprocess_env, "SYNC_BATCH_SIZE": "1000"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sync_worker.cli", "sync", "--steam-id", steam_id, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: committed(runtime, steam_id) >= 10_000, 60, "10,000 committed games")
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=30)
+    assert_no_secret(stdout + stderr, "the interrupted CLI's output")
+
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1].startswith("sync-worker: interrupted: ")
+    summary = json.loads(stdout)
+    assert summary["error"]["code"] == "interrupted"
+    library_id = summary["library_id"]
+    [(status, error)] = fetch_all(
+        runtime,
+        "SELECT sync_status, sync_error FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, error["code"]) == ("failed", "interrupted")
+    stored = fetch_all(
+        runtime, "SELECT count(*) FROM library_games WHERE library_id = %s", library_id
+    )[0][0]
+    assert committed(runtime, steam_id) == stored  # the checkpoint is exactly what was written
+
+    rerun = cli(env, "sync", "--steam-id", steam_id, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    again = json.loads(rerun.stdout)
+    assert (again["new_games"], again["total_games"], again["updated_games"]) == (GAMES, GAMES, 0)
+    assert fetch_all(
+        runtime,
+        "SELECT status, attempts, new_games FROM sync_runs WHERE library_id = %s",
+        library_id,
+    ) == [("completed", 2, GAMES)]
+    truth = compare_with_simulator(runtime, library_id, steam_id, sim)
+    assert truth.mismatches == [] and truth.rows_checked == GAMES
+    report(
+        f"inline sync interrupted ({sig.name}) at {stored}",
+        "exit 130; rerun new_games = 50000",
+        f"exit 130; rerun new_games = {again['new_games']}",
+        truth.rows_checked,
+        None,
+    )
