@@ -120,3 +120,4 @@ def test_postgres_restart_mid_sync_loses_nothing(
         recovery_s,
     )
     pg_runtime.close()
+

@@ -182,7 +182,8 @@ def test_inline_sync_waits_out_a_429_longer_than_its_lease(
 ):
     """The CLI's lease outlives a 3 s back-off (TTL 1 s): it waits, keeps the lease, completes."""
     env = {**subprocess_env, "SYNC_LOCK_TTL_S": "1", "STEAM_429_BACKOFF_S": "3"}
-    sim.fault(match="GetOwnedGames", kind="status", status=429, retry_after=retry_after)
+    retry_after_header = {"retry_after": retry_after} if retry_after else {}
+    sim.fault(match="GetOwnedGames", kind="status", status=429, **retry_after_header)
     started = time.monotonic()
     result = cli(env, "sync", "--steam-id", steam_id_for(300, seed=122), "--json")
     elapsed_s = time.monotonic() - started
