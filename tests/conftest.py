@@ -8,8 +8,10 @@ starts from empty tables, an empty Redis database and a fresh simulator.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -149,6 +151,33 @@ def clean_state(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "runtime" in request.fixturenames:
         assert_no_secret_at_rest(request.getfixturevalue("runtime"))
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A TCP port that accepts connections and never answers (a hung database)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"postgresql://nobody@127.0.0.1:{listener.getsockname()[1]}/hung"
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    listener.close()
 
 
 class SimulatorAdmin:

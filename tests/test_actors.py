@@ -42,3 +42,19 @@ def test_arguments_that_do_not_fit_the_signature_are_a_malformed_message():
         actor.fn("00000000-0000-0000-0000-000000000000", colour="blue")
     with pytest.raises(MalformedMessage, match="library_id="):
         actor.fn("x" * 1_000_000)
+
+
+def test_dead_worker_recovery_runs_on_a_clock_not_per_million_commands():
+    """Maintenance (which requeues a dead worker's jobs) runs at most once per interval, on
+    any command but acks; Dramatiq's own knob would run it on ~1 command in 1,000."""
+    import time
+
+    import redis
+
+    from sync_worker.broker import SyncBroker
+
+    broker = SyncBroker(client=redis.Redis(), interval_s=0.2)  # never connects in this test
+    assert [broker._should_do_maintenance(c) for c in ("fetch", "fetch", "ack")] == [1, 0, 0]
+    time.sleep(0.25)
+    assert broker._should_do_maintenance("nack") == 0
+    assert broker._should_do_maintenance("enqueue") == 1

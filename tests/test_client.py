@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +12,7 @@ from sync_worker import client, keys
 from sync_worker.broker import get_broker, reset_broker
 from sync_worker.errors import MalformedMessage, UnknownLibrary
 from sync_worker.simulator import steam_id_for
-from tests.conftest import fetch_all
+from tests.conftest import fetch_all, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +101,37 @@ def test_a_second_request_while_queued_returns_the_first(runtime, register):
     assert forced != first
     assert [take_message("high").message_id, take_message("high").message_id] == [first, forced]
     assert take_message("default") is None
+
+
+def test_a_slot_whose_message_is_gone_does_not_block_a_request(runtime, register):
+    """The slot names a message the broker no longer has (acked, dead-lettered, lost): a new
+    request queues a new message at once instead of returning the dead one's id."""
+    library_id = register(steam_id_for(3))
+    first = client.request_sync(library_id)
+    assert take_message("high").message_id == first  # consumed and acked, never released
+
+    second = client.request_sync(library_id)
+
+    assert second != first and take_message("high").message_id == second
+
+
+def test_a_forced_request_leaves_a_running_syncs_status_and_event_alone(
+    runtime, register, make_engine, sim
+):
+    """force while a sync runs queues a message, but the library still says `syncing`."""
+    library_id = register(steam_id_for(300, seed=53))
+    sim.fault(match="GetOwnedGames", kind="delay", delay_s=1.0)
+    running = threading.Thread(target=make_engine().sync, args=(library_id,))
+    running.start()
+    wait_for(lambda: runtime.redis.exists(keys.lock_key(library_id)), 10, "the sync to start")
+
+    client.request_sync(library_id, force=True)
+
+    assert client.get_status(library_id)["status"] == "starting"
+    assert fetch_all(
+        runtime, "SELECT sync_status FROM user_libraries WHERE library_id = %s", library_id
+    ) == [("syncing",)]
+    running.join()
 
 
 def test_iter_progress_starts_with_the_current_state_and_stops_when_done(

@@ -50,3 +50,10 @@ def test_a_worker_that_cannot_work_exits_at_once(subprocess_env, override, code)
     assert elapsed_s < 20
     assert f"sync-worker: {code}: " in output
     assert "ready for action" not in output
+
+
+def test_a_worker_whose_database_never_answers_exits_within_seconds(subprocess_env, silent_server):
+    """A database that accepts connections and stays silent: database_unavailable, not a hang."""
+    result, elapsed_s = boot({**subprocess_env, "DATABASE_URL": silent_server})
+    assert result.returncode == 3 and elapsed_s < 20
+    assert "sync-worker: database_unavailable: " in result.stdout + result.stderr

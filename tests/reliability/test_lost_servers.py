@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,7 +12,15 @@ from sync_worker import keys
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.migrations import migrate
-from tests.conftest import cli, fetch_all, library_status, wait_for
+from tests.conftest import (
+    assert_no_secret,
+    assert_no_secret_at_rest,
+    cli,
+    fetch_all,
+    library_status,
+    redis_contents,
+    wait_for,
+)
 from tests.reliability.conftest import compare_with_simulator, report
 from tests.reliability.servers import RestartablePostgres, RestartableRedis
 
@@ -34,9 +43,17 @@ def enqueue(env: dict[str, str], steam_id: str) -> str:
     return str(json.loads(result.stdout)["library_id"])
 
 
-def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, workers, tmp_path):
-    """Redis down for 4.5 s at a third of 30,000 games: the sync completes, every record agrees."""
+@pytest.fixture
+def own_redis(tmp_path) -> Iterator[RestartableRedis]:
+    """A Redis this test may stop; stopped at the end whatever happens."""
     server = RestartableRedis(tmp_path / "redis")
+    yield server
+    server.stop()
+
+
+def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, workers, own_redis):
+    """Redis down for 4.5 s at a third of 30,000 games: the sync completes, every record agrees."""
+    server = own_redis
     env = {**subprocess_env, "REDIS_URL": server.url}
     steam_id = steam_id_for(GAMES, seed=111)
     group = workers(env, "redis-restart").wait_ready()
@@ -62,6 +79,7 @@ def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, work
     redis_client = server.client()
     assert json.loads(redis_client.get(keys.progress_key(library_id)))["status"] == "completed"
     assert not redis_client.exists(keys.pending_key(library_id))  # the slot was freed
+    assert_no_secret(redis_contents(redis_client), "the restarted Redis")
     report(
         "Redis down 4.5 s mid-sync (30k games)",
         "completes, exact rows, slot freed",
@@ -69,11 +87,10 @@ def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, work
         truth.rows_checked,
         recovery_s,
     )
-    server.stop()
 
 
 @pytest.fixture(scope="module")
-def own_postgres(tmp_path_factory) -> RestartablePostgres:
+def own_postgres(tmp_path_factory) -> Iterator[RestartablePostgres]:
     """A PostgreSQL cluster this module may stop; stopped at the end."""
     server = RestartablePostgres(tmp_path_factory.mktemp("postgres") / "data")
     yield server
@@ -112,6 +129,7 @@ def test_postgres_restart_mid_sync_loses_nothing(
     truth = compare_with_simulator(pg_runtime, library_id, steam_id, sim)
     assert truth.mismatches == [] and truth.rows_checked == GAMES
     assert json.loads(runtime.redis.get(keys.progress_key(library_id)))["status"] == "completed"
+    assert_no_secret_at_rest(pg_runtime)
     report(
         "PostgreSQL down 3 s mid-sync (30k games)",
         "retried, resumes, exact counts",
@@ -120,4 +138,3 @@ def test_postgres_restart_mid_sync_loses_nothing(
         recovery_s,
     )
     pg_runtime.close()
-
