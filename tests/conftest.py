@@ -14,8 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,44 +296,6 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def running_worker(
-    env: dict[str, str],
-    log_path: Path,
-    *,
-    processes: int = 1,
-    queues: tuple[str, ...] = ("high", "default"),
-) -> Iterator[subprocess.Popen[str]]:
-    """`dramatiq sync_worker.worker` as the Procfile runs it, logging to log_path."""
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "sync_worker.worker",
-                "--processes",
-                str(processes),
-                "--threads",
-                "2",
-                "--queues",
-                *queues,
-                "--worker-shutdown-timeout",
-                "5000",
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            yield process
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-    assert_no_secret(log_path.read_text(), "a worker's log", env.get("STEAM_API_KEY"))
-
-
 def cli(
     env: dict[str, str], *args: str, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -349,6 +309,19 @@ def cli(
     )
     assert_no_secret(result.stdout + result.stderr, "the CLI's output", env.get("STEAM_API_KEY"))
     return result
+
+
+@pytest.fixture
+def settled_broker(runtime: Runtime) -> Iterator[None]:
+    """The test process's broker on the test Redis database; no job may outlive the test
+    (the next test empties the tables: a job still running would collide with that)."""
+    from sync_worker.broker import reset_broker
+    from tests.workers import idle
+
+    reset_broker()
+    yield
+    wait_for(lambda: idle(runtime), 30, "the worker to finish the test's jobs")
+    reset_broker()
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:

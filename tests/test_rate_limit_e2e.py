@@ -12,7 +12,8 @@ import requests
 from sync_worker import client
 from sync_worker.broker import reset_broker
 from sync_worker.simulator import steam_id_for
-from tests.conftest import fetch_all, running_worker, wait_for
+from tests.conftest import fetch_all, wait_for
+from tests.workers import WorkerGroup
 
 LIBRARIES = 200
 STEAM_LIMIT, OUR_LIMIT, WINDOW_S = 30, 27, 2
@@ -32,27 +33,29 @@ def test_two_workers_stay_under_steams_limit_and_finish(
         "STEAM_WEBAPI_CALLS_PER_WINDOW": str(OUR_LIMIT),
         "STEAM_WEBAPI_WINDOW_SECONDS": str(WINDOW_S),
         "RATE_LIMIT_MAX_WAIT_S": "5",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",  # the harness waits for "ready for action"
     }
     library_ids = [register(steam_id_for(5 + i % 20, seed=i)) for i in range(LIBRARIES)]
     reset_broker()
+    group = WorkerGroup(env, tmp_path / "workers.log", processes=2).wait_ready()
     try:
-        with running_worker(env, tmp_path / "workers.log", processes=2):
-            started = time.monotonic()
-            for library_id in library_ids:
-                client.request_sync(library_id)
-            wait_for(
-                lambda: (
-                    fetch_all(runtime, "SELECT count(*) FROM sync_runs WHERE status = 'completed'")[
-                        0
-                    ][0]
-                    == LIBRARIES
-                ),
-                180,
-                "all libraries to complete",
-            )
-            elapsed = time.monotonic() - started
+        started = time.monotonic()
+        for library_id in library_ids:
+            client.request_sync(library_id)
+        wait_for(
+            lambda: (
+                fetch_all(runtime, "SELECT count(*) FROM sync_runs WHERE status = 'completed'")[0][
+                    0
+                ]
+                == LIBRARIES
+            ),
+            180,
+            "all libraries to complete",
+        )
+        elapsed = time.monotonic() - started
     finally:
+        group.stop()
+        group.kill()
         reset_broker()
 
     stats = sim.stats()

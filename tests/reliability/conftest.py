@@ -8,13 +8,6 @@ the table is printed at the end of the run.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,101 +17,19 @@ import pytest
 
 from sync_worker.platforms.steam import normalise_game
 from sync_worker.runtime import Runtime
-from tests.conftest import SimulatorAdmin, assert_no_secret, fetch_all, wait_for
+from tests.conftest import SimulatorAdmin, fetch_all
+from tests.workers import WorkerGroup
 
 REPORT: list[dict[str, Any]] = []
 
 
-class WorkerGroup:
-    """One `dramatiq sync_worker.worker` command and its worker processes."""
-
-    def __init__(
-        self,
-        env: dict[str, str],
-        log_path: Path,
-        *,
-        processes: int = 1,
-        threads: int = 2,
-        queues: tuple[str, ...] = ("high", "default"),
-        shutdown_timeout_ms: int = 25_000,
-    ) -> None:
-        self.log_path = log_path
-        self.env = env
-        with log_path.open("w") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dramatiq",
-                    "sync_worker.worker",
-                    "--processes",
-                    str(processes),
-                    "--threads",
-                    str(threads),
-                    "--queues",
-                    *queues,
-                    "--worker-shutdown-timeout",
-                    str(shutdown_timeout_ms),
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,  # its own process group, like a dyno
-            )
-        self.processes = processes
-
-    def wait_ready(self, timeout_s: float = 60) -> WorkerGroup:
-        """Until every worker process said it is ready (fails at once if the group died)."""
-
-        def booted() -> bool:
-            if self.process.poll() is not None:
-                self.process.wait()
-                raise AssertionError(f"the worker group exited:\n{self.text()[-3000:]}")
-            return self.text().count("ready for action") >= self.processes
-
-        try:
-            wait_for(booted, timeout_s, "the worker processes to boot")
-        except AssertionError:
-            self.kill()
-            raise
-        return self
-
-    def signal(self, sig: signal.Signals) -> float:
-        """Send `sig` to every process of the group (as Heroku does); return when it was sent."""
-        os.killpg(self.process.pid, sig)
-        return time.monotonic()
-
-    def wait(self, timeout_s: float = 60) -> int:
-        """The main process's exit status."""
-        return self.process.wait(timeout=timeout_s)
-
-    def text(self) -> str:
-        """Everything the group logged so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        """The JSON log lines whose event is `event`."""
-        found = []
-        for line in self.text().splitlines():
-            if line.startswith("{") and f'"{event}"' in line:
-                record = json.loads(line)
-                if record.get("event") == event:
-                    found.append(record)
-        return found
-
-    def stop(self, timeout_s: float = 60) -> int:
-        """SIGTERM the group, as a deploy does, and wait for it to exit."""
-        self.signal(signal.SIGTERM)
-        return self.wait(timeout_s)
-
-    def kill(self) -> None:
-        """SIGKILL whatever is left of the group; its log must hold no key, even at DEBUG."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-        assert_no_secret(self.text(), self.log_path.name, self.env.get("STEAM_API_KEY"))
+@pytest.fixture(scope="module")
+def worker(runtime, subprocess_env, tmp_path_factory, request) -> Iterator[WorkerGroup]:
+    """One worker group for a module; the module's WORKER_ENV adjusts its environment."""
+    env = {**subprocess_env, **getattr(request.module, "WORKER_ENV", {})}
+    group = WorkerGroup(env, tmp_path_factory.mktemp("worker") / "worker.log").wait_ready()
+    yield group
+    group.kill()
 
 
 @pytest.fixture

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import dramatiq
 import pytest
 
 from sync_worker import client
-from sync_worker.broker import get_broker, reset_broker
+from sync_worker.broker import get_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, library_status, wait_for
-from tests.reliability.conftest import WorkerGroup, report
-from tests.worker.conftest import idle, sync_and_collect
+from tests.reliability.conftest import report
+from tests.workers import WorkerGroup, sync_and_collect
 
-
-@pytest.fixture(scope="module")
-def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[WorkerGroup]:
-    """One worker for the module, logging at DEBUG."""
-    group = WorkerGroup(subprocess_env, tmp_path_factory.mktemp("bad") / "worker.log").wait_ready()
-    yield group
-    group.kill()
-
-
-@pytest.fixture(autouse=True)
-def settled(runtime) -> Iterator[None]:
-    reset_broker()
-    yield
-    wait_for(lambda: idle(runtime), 30, "the worker to finish the test's jobs")
-    reset_broker()
+# Every test starts on a fresh broker and leaves no job behind.
+pytestmark = pytest.mark.usefixtures("settled_broker")
 
 
 BAD_MESSAGES = [

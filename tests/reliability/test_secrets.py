@@ -9,7 +9,7 @@ from sync_worker.broker import reset_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import TEST_KEY, assert_no_secret, assert_no_secret_at_rest, wait_for
 from tests.reliability.conftest import report
-from tests.worker.conftest import dead_letters, idle, sync_and_collect
+from tests.workers import dead_letters, idle, sync_and_collect
 
 
 def test_the_key_survives_no_failure_path(runtime, register, sim, subprocess_env, workers):

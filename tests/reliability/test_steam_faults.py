@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from sync_worker.broker import reset_broker
 from sync_worker.simulator import ProfileKind, steam_id_for
-from tests.conftest import cli, fetch_all, wait_for
-from tests.reliability.conftest import WorkerGroup, report
-from tests.worker.conftest import dead_letters, idle, sync_and_collect
+from tests.conftest import cli, fetch_all
+from tests.reliability.conftest import report
+from tests.workers import dead_letters, sync_and_collect
 
-
-@pytest.fixture(scope="module")
-def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[WorkerGroup]:
-    """One worker for the module (RETRY_MAX=3, short backoffs, STEAM_READ_TIMEOUT_S=2)."""
-    env = {**subprocess_env, "STEAM_READ_TIMEOUT_S": "2"}
-    group = WorkerGroup(env, tmp_path_factory.mktemp("faults") / "worker.log").wait_ready()
-    yield group
-    group.kill()
-
-
-@pytest.fixture(autouse=True)
-def settled(runtime) -> Iterator[None]:
-    reset_broker()
-    yield
-    wait_for(lambda: idle(runtime), 30, "the worker to finish the test's jobs")
-    reset_broker()
+WORKER_ENV = {"STEAM_READ_TIMEOUT_S": "2"}  # the module worker gives up on a silent Steam after 2 s
+# Every test starts on a fresh broker and leaves no job behind.
+pytestmark = pytest.mark.usefixtures("settled_broker")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from sync_worker import client
 from sync_worker.broker import get_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, library_status, wait_for
-from tests.worker.conftest import dead_letters
+from tests.workers import dead_letters
 
 
 def wait_for_status(runtime, library_id: str, statuses: set[str], timeout_s: float = 60) -> str:

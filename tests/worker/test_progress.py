@@ -7,7 +7,7 @@ import json
 from sync_worker import keys
 from sync_worker.simulator import steam_id_for
 from tests.conftest import wait_for
-from tests.worker.conftest import sync_and_collect
+from tests.workers import sync_and_collect
 
 
 def test_events_arrive_in_order_and_the_key_holds_the_last(runtime, register, worker):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sync_worker import keys
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all
-from tests.worker.conftest import dead_letters, sync_and_collect
+from tests.workers import dead_letters, sync_and_collect
 
 
 def test_a_429_storm_defers_the_sync_until_it_clears(runtime, register, worker, sim):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sync_worker.simulator import ProfileKind, steam_id_for
 from tests.conftest import fetch_all
-from tests.worker.conftest import dead_letters, sync_and_collect
+from tests.workers import dead_letters, sync_and_collect
 
 
 def test_transient_errors_retry_with_backoff_then_complete(runtime, register, worker, sim):
