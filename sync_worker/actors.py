@@ -11,24 +11,31 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 import dramatiq
 import structlog
 from dramatiq.middleware import CurrentMessage
+from periodiq import cron
 
-from .broker import QUEUE_HIGH
+from .broker import QUEUE_DEFAULT, QUEUE_HIGH
 from .errors import LockLost, MalformedMessage, SyncWorkerError
+from .infrastructure import INFRASTRUCTURE_ERRORS
 from .middleware.messages import MAX_LIBRARY_ID
 from .platforms.steam import SteamClient
 from .ratelimit import RateLimiter
 from .runtime import get_runtime
+from .schedule.scheduler import run_tick
+from .settings import Settings
 from .sync.engine import SyncEngine
 
 log = structlog.get_logger(__name__)
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
+TICK_FAILURES: tuple[type[BaseException], ...] = (SyncWorkerError, *INFRASTRUCTURE_ERRORS)
 
 
 def sync_library(library_id: str, force: bool = False, sync_type: str = "manual") -> None:
@@ -70,6 +77,23 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
     log.info("sync.finished", **outcome.to_dict())
 
 
+def schedule_auto_syncs() -> None:
+    """The periodic tick: queue the libraries due for an auto-sync (it never syncs itself).
+
+    A failed tick is not retried: the next one finds whatever is still due.
+    """
+    message = CurrentMessage.get_current_message()
+    now = datetime.now(UTC)
+    scheduled_at = message.options.get("scheduled_at") if message is not None else None
+    tick_id = scheduled_at or now.strftime("%Y-%m-%dT%H:%M")
+    try:
+        result = run_tick(get_runtime(), now, tick_id)
+    except TICK_FAILURES as exc:
+        log.error("schedule.tick_failed", tick=tick_id, error=type(exc).__name__)
+        return
+    log.info("schedule.tick", tick=tick_id, **asdict(result))
+
+
 def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:
     """Turn a message whose arguments do not fit the actor's signature into MalformedMessage.
 
@@ -89,9 +113,16 @@ def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:
     return checked
 
 
-def declare_actors(broker: dramatiq.Broker) -> dict[str, Any]:
+def declare_actors(broker: dramatiq.Broker, settings: Settings) -> dict[str, Any]:
     """Bind the actors to `broker` under their stable names."""
     return {
+        "schedule_auto_syncs": dramatiq.actor(
+            broker=broker,
+            actor_name="schedule_auto_syncs",
+            queue_name=QUEUE_DEFAULT,
+            periodic=cron(settings.auto_sync_cron),
+            max_retries=0,
+        )(schedule_auto_syncs),
         "sync_library": dramatiq.actor(
             broker=broker,
             actor_name="sync_library",

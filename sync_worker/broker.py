@@ -16,6 +16,7 @@ from dramatiq.middleware import (
     Pipelines,
     TimeLimit,
 )
+from periodiq import PeriodiqMiddleware
 
 from . import keys
 from .middleware import (
@@ -35,6 +36,7 @@ QUEUE_HIGH = "high"  # manual syncs: a user is watching
 QUEUE_DEFAULT = "default"  # scheduled / auto syncs
 QUEUE_LOW = "low"  # enrichment
 QUEUES = (QUEUE_HIGH, QUEUE_DEFAULT, QUEUE_LOW)
+PERIODIC_SKIP_DELAY_S = 30
 
 
 def build_middleware(settings: Settings) -> list[Middleware]:
@@ -51,6 +53,9 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         TimeLimit(),
         Callbacks(),
         Pipelines(),
+        # periodiq: declares the `periodic` option and skips ticks older than 30 s (a late
+        # or restarted scheduler catches up from the database, not from missed ticks).
+        PeriodiqMiddleware(skip_delay=PERIODIC_SKIP_DELAY_S),
         # Tracks messages in worker threads; on SIGTERM it stops syncs and requeues leftovers.
         Shutdown(),
         # after_enqueue only: keeps the request slot on the message's live copy.
@@ -130,7 +135,7 @@ def get_broker() -> SyncBroker:
             runtime = get_runtime()
             broker = create_broker(runtime.settings, runtime.redis)
             dramatiq.set_broker(broker)
-            actors.declare_actors(broker)
+            actors.declare_actors(broker, runtime.settings)
             _broker = broker
         return _broker
 

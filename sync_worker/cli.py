@@ -1,4 +1,4 @@
-"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, demo.
+"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, schedule, demo.
 
 Exit codes: 0 done; 1 a sync ended other than completed; 2 bad usage or input;
 3 infrastructure or configuration unavailable; 130 interrupted (Ctrl-C, SIGTERM).
@@ -15,6 +15,8 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -38,6 +40,7 @@ from .logs import configure_logging
 from .platforms.steam import SteamClient
 from .ratelimit import Admission, RateLimiter
 from .runtime import Runtime, get_runtime
+from .schedule.scheduler import run_tick
 from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries
@@ -187,6 +190,15 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Run one auto-sync tick now (what the scheduler process does on AUTO_SYNC_CRON)."""
+    runtime = ready_runtime()
+    now = datetime.now(UTC)
+    result = run_tick(runtime, now, f"by-hand-{now.isoformat()}")
+    print(json.dumps(asdict(result)))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Real syncs through real Dramatiq messages on embedded servers and the simulator."""
     return run_demo()
@@ -260,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = sub.add_parser("cancel", help="cancel a library's queued or running sync")
     cancel.add_argument("--library-id", required=True)
     cancel.set_defaults(func=cmd_cancel)
+
+    sub.add_parser(
+        "schedule", help="queue the libraries due for an auto-sync now (one scheduler tick)"
+    ).set_defaults(func=cmd_schedule, json=True)
 
     sub.add_parser("demo", help="sync simulated libraries end to end").set_defaults(func=cmd_demo)
     return parser

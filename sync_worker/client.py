@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dramatiq
@@ -18,7 +18,7 @@ from .runtime import get_runtime
 from .store import libraries
 from .sync.cancels import request_cancel
 from .sync.lease import lease_owner
-from .sync.pending import claim_pending, release_pending
+from .sync.pending import claim_many, release_pending
 from .sync.progress import FINAL_STATUSES, ProgressPublisher, last_event
 
 
@@ -62,30 +62,45 @@ def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manu
     id instead of queueing a second (`force=True` queues anyway; it then runs after the
     current one). A cancelled message no longer counts as pending.
     """
-    runtime = get_runtime()
-    with runtime.pool.connection() as conn:
+    with get_runtime().pool.connection() as conn:
         library = libraries.get_library(conn, library_id)  # UnknownLibrary before anything
-    library_id = str(library.library_id)
-    message = sync_message(library_id, force=force, sync_type=sync_type)
-    existing = claim_pending(runtime.redis, library_id, message.message_id, force=force)
-    if existing is not None:
-        return existing
+    return request_syncs([str(library.library_id)], force=force, sync_type=sync_type)[0]
+
+
+def request_syncs(
+    library_ids: Sequence[str],
+    *,
+    force: bool = False,
+    sync_type: str = "manual",
+    spread_s: float = 0.0,
+) -> list[str]:
+    """`request_sync` for many registered libraries at once (the scheduler's path); the
+    i-th new message is delayed by `i * spread_s`. Returns each library's message id."""
+    runtime = get_runtime()
+    messages = [sync_message(lib, force=force, sync_type=sync_type) for lib in library_ids]
+    held = claim_many(runtime.redis, [(m.args[0], m.message_id) for m in messages], force=force)
+    fresh = [m for m, holder in zip(messages, held, strict=True) if holder is None]
     try:
         # Announce before enqueueing: a fast worker's `starting` must not be overwritten.
         # A sync already running (a forced request, an inline run) keeps its own status.
-        if lease_owner(runtime.redis, library_id) is None:
-            with runtime.pool.connection() as conn:
-                libraries.set_sync_status(conn, library_id, "queued")
+        idle = [m.args[0] for m in fresh if lease_owner(runtime.redis, m.args[0]) is None]
+        with runtime.pool.connection() as conn:
+            totals = libraries.set_queued(conn, idle)
+        for library_id in idle:
             ProgressPublisher(
                 runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
             ).publish(
-                "queued", message=f"Queued a {sync_type} sync", total_games=library.total_games
+                "queued", message=f"Queued a {sync_type} sync", total_games=totals[library_id]
             )
-        get_broker().enqueue(message)
+        broker = get_broker()
+        for position, message in enumerate(fresh):
+            delay_ms = int(position * spread_s * 1000)
+            broker.enqueue(message, delay=delay_ms or None)
     except Exception:
-        release_pending(runtime.redis, library_id, message.message_id)
+        for message in fresh:
+            release_pending(runtime.redis, message.args[0], message.message_id)
         raise
-    return message.message_id
+    return [holder or m.message_id for m, holder in zip(messages, held, strict=True)]
 
 
 def cancel_sync(library_id: str) -> bool:

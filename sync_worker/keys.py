@@ -42,6 +42,11 @@ def broker_messages_key(queue: str) -> str:
     return f"{BROKER_NAMESPACE}:{queue}.msgs"
 
 
+def scheduler_tick_key(tick_id: str) -> str:
+    """Taken by the first scheduler to run a tick: the others skip it."""
+    return f"{PREFIX}:scheduler:tick:{tick_id}"
+
+
 def rate_window_key(bucket: str) -> str:
     """Sorted set: one member per admitted unit of weight, scored by Redis server time (ms)."""
     return f"{PREFIX}:ratelimit:{bucket}:window"

@@ -70,11 +70,29 @@ class Settings(BaseSettings):
     cancel_ttl_s: int = 8 * 24 * 3600
     db_pool_max_size: int = 10
 
+    # Auto-syncs (the scheduler process; see docs/scheduling.md).
+    auto_sync_cron: str = "*/5 * * * *"
+    # Share of the Web API budget auto-syncs may plan for; the rest stays free for users.
+    auto_sync_budget_share: float = Field(default=0.75, gt=0, le=1)
+    # A queued auto-sync is not picked again for this long, even if it has not run yet.
+    auto_sync_claim_s: float = Field(default=3600, gt=0)
+
     # Worker recovery (see docs/operations.md for the measured times).
     worker_heartbeat_timeout_s: float = Field(default=10.0, gt=0)  # dead after this silence
     # Each process requeues dead workers' unacked jobs at most this often, on one of its
     # queues per broker command: with ~4 consumers that visits every queue about each second.
     broker_maintenance_interval_s: float = Field(default=0.25, gt=0)
+
+    @field_validator("auto_sync_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from periodiq import cron
+
+        try:
+            cron(value)
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"not a cron schedule ({exc})") from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -10,10 +10,22 @@ from sync_worker.middleware import Cancellation, Deferrals, LogContext, Progress
 from sync_worker.settings import Settings
 
 
+def test_the_scheduler_tick_is_periodic_on_default_and_never_retried():
+    """periodiq finds one periodic actor, on AUTO_SYNC_CRON, queued on `default`."""
+    settings = Settings(_env_file=None, auto_sync_cron="*/10 * * * *")  # type: ignore[call-arg]
+    broker = StubBroker(middleware=build_middleware(settings))
+    actors = declare_actors(broker, settings)
+    periodic = [a for a in actors.values() if "periodic" in a.options]
+    assert [a.actor_name for a in periodic] == ["schedule_auto_syncs"]
+    assert str(periodic[0].options["periodic"]) == "*/10 * * * *"
+    assert periodic[0].queue_name == "default" and periodic[0].options["max_retries"] == 0
+
+
 def test_sync_library_is_declared_with_its_stable_name_and_queue():
     """The web service sends to `sync_library`; manual syncs default to `high`, on our middleware."""
-    broker = StubBroker(middleware=build_middleware(Settings(_env_file=None)))  # type: ignore[call-arg]
-    actor = declare_actors(broker)["sync_library"]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    broker = StubBroker(middleware=build_middleware(settings))
+    actor = declare_actors(broker, settings)["sync_library"]
     assert broker.get_actor("sync_library") is actor
     assert actor.queue_name == "high"
 
@@ -35,7 +47,10 @@ def test_arguments_that_do_not_fit_the_signature_are_a_malformed_message():
 
     from sync_worker.errors import MalformedMessage
 
-    actor = declare_actors(StubBroker())["sync_library"]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    actor = declare_actors(StubBroker(middleware=build_middleware(settings)), settings)[
+        "sync_library"
+    ]
     with pytest.raises(MalformedMessage, match="missing a required argument"):
         actor.fn()
     with pytest.raises(MalformedMessage, match="unexpected keyword argument"):

@@ -72,9 +72,11 @@ def find_library(conn: Connection[Any], platform: str, platform_user_id: str) ->
     return str(row[0]) if row else None
 
 
-def set_sync_status(conn: Connection[Any], library_id: str, status: str) -> None:
-    """Record that a sync is queued or running (outcomes go through finish_run)."""
-    conn.execute(
-        "UPDATE user_libraries SET sync_status = %s, updated_at = now() WHERE library_id = %s",
-        (status, library_id),
-    )
+def set_queued(conn: Connection[Any], library_ids: list[str]) -> dict[str, int]:
+    """Mark libraries queued; return each one's total_games (for the `queued` event)."""
+    rows = conn.execute(
+        "UPDATE user_libraries SET sync_status = 'queued', updated_at = now()"
+        " WHERE library_id = ANY(%s::uuid[]) RETURNING library_id::text, total_games",
+        (library_ids,),
+    ).fetchall()
+    return {str(library_id): int(total) for library_id, total in rows}

@@ -9,7 +9,7 @@ transaction of that attempt starts with `fence()`: an attempt whose fence was ta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -18,6 +18,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from ..errors import LockLost
+from ..schedule.policy import next_auto_sync
 
 _RUN_COLUMNS = (
     "run_id::text, sync_type, started_at, resume_after, games_processed, new_games,"
@@ -190,13 +191,24 @@ def _record_outcome(
     error: dict[str, Any] | None,
     total_games: int | None,
 ) -> None:
+    """The library row says how its sync ended, and when the scheduler should try next."""
+    row = conn.execute(
+        "SELECT account_failures, sync_interval FROM user_libraries WHERE library_id = %s"
+        " FOR UPDATE",
+        (library_id,),
+    ).fetchone()
+    if row is None:
+        return
+    now = datetime.now(UTC)  # one clock for the outcome and the schedule it implies
+    next_sync_at, failures = next_auto_sync(status, (error or {}).get("code"), row[0], row[1], now)
     succeeded = status == "completed"
     conn.execute(
         """
         UPDATE user_libraries SET sync_status = %(status)s, sync_error = %(error)s,
             total_games = CASE WHEN %(succeeded)s THEN %(total)s ELSE total_games END,
-            last_sync_at = now(),
-            last_success_at = CASE WHEN %(succeeded)s THEN now() ELSE last_success_at END,
+            last_sync_at = %(now)s,
+            last_success_at = CASE WHEN %(succeeded)s THEN %(now)s ELSE last_success_at END,
+            next_sync_at = %(next_sync_at)s, account_failures = %(failures)s,
             updated_at = now()
         WHERE library_id = %(library_id)s
         """,
@@ -205,6 +217,9 @@ def _record_outcome(
             "error": Jsonb(error) if error else None,
             "succeeded": succeeded,
             "total": total_games,
+            "now": now,
+            "next_sync_at": next_sync_at,
+            "failures": failures,
             "library_id": library_id,
         },
     )

@@ -72,11 +72,22 @@ def claim_pending(
     client: redis.Redis, library_id: str, message_id: str, *, force: bool
 ) -> str | None:
     """Claim the slot for `message_id`; return the live message already holding it (None: claimed)."""
-    holder = client.register_script(CLAIM_SCRIPT)(
-        keys=[keys.pending_key(library_id), keys.cancel_key(library_id)],
-        args=[keys.BROKER_NAMESPACE, message_id, ENQUEUE_GRACE_S, int(force)],
-    )
-    return _text(holder)
+    return claim_many(client, [(library_id, message_id)], force=force)[0]
+
+
+def claim_many(
+    client: redis.Redis, requests: list[tuple[str, str]], *, force: bool
+) -> list[str | None]:
+    """`claim_pending` for many (library id, message id) pairs in one round trip."""
+    script = client.register_script(CLAIM_SCRIPT)
+    pipe = client.pipeline(transaction=False)
+    for library_id, message_id in requests:
+        script(
+            keys=[keys.pending_key(library_id), keys.cancel_key(library_id)],
+            args=[keys.BROKER_NAMESPACE, message_id, ENQUEUE_GRACE_S, int(force)],
+            client=pipe,
+        )
+    return [_text(holder) for holder in pipe.execute()]
 
 
 def track_pending(

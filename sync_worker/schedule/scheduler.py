@@ -1,0 +1,91 @@
+"""The auto-sync tick: pick the due libraries the Steam budget can serve, and queue them.
+
+One indexed range scan picks the most overdue libraries (never-synced first), at most
+as many as the budget can serve before the next tick, and pushes their `next_sync_at`
+forward by a claim so an overlapping tick cannot pick them again. They are queued as
+`scheduled` syncs on `default` through the same de-duplicating path as the web
+service, spread evenly across the tick. A tick lease in Redis makes a tick run once
+however many schedulers sent it; a missed tick loses nothing, since whatever is due
+stays due in the database until a tick queues it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pendulum
+from periodiq import cron
+
+from .. import keys
+from ..runtime import Runtime
+from ..settings import Settings
+
+# Ordered by the indexed column; SKIP LOCKED lets two overlapping ticks split the work.
+_CLAIM_DUE = """
+WITH due AS (
+    SELECT library_id, next_sync_at FROM user_libraries
+    WHERE auto_sync AND next_sync_at <= %(now)s
+    ORDER BY next_sync_at
+    LIMIT %(budget)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE user_libraries AS l SET next_sync_at = %(claimed_until)s
+FROM due WHERE l.library_id = due.library_id
+RETURNING l.library_id::text, extract(epoch FROM due.next_sync_at)::float8  -- -inf: never synced
+"""
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick did."""
+
+    ran: bool  # False when another scheduler already ran this tick
+    budget: int
+    queued: int
+    spread_s: float
+
+
+def tick_seconds(settings: Settings, now: datetime) -> float:
+    """Seconds between two ticks of AUTO_SYNC_CRON around `now` (a tick run by hand, or
+    late, still plans for a whole period)."""
+    spec = cron(settings.auto_sync_cron)
+    following = spec.next_valid_date(pendulum.instance(now))
+    return float((spec.next_valid_date(following) - following).total_seconds())
+
+
+def tick_budget(settings: Settings, tick_s: float) -> int:
+    """How many syncs the Web API budget serves before the next tick, less the share kept
+    for manual syncs: the window's rate or the daily cap's, whichever is lower."""
+    per_second = min(
+        settings.steam_webapi_calls_per_window / settings.steam_webapi_window_seconds,
+        settings.steam_daily_limit / 86_400,
+    )
+    return math.floor(per_second * tick_s * settings.auto_sync_budget_share)
+
+
+def run_tick(runtime: Runtime, now: datetime, tick_id: str) -> TickResult:
+    """Run the tick `tick_id` once across every scheduler: queue due libraries, spread out."""
+    from ..client import request_syncs  # the client builds the broker; only ticks need it
+
+    settings = runtime.settings
+    tick_s = tick_seconds(settings, now)
+    budget = tick_budget(settings, tick_s)
+    lease = keys.scheduler_tick_key(tick_id)
+    if not runtime.redis.set(lease, now.isoformat(), nx=True, ex=max(int(tick_s) * 12, 3600)):
+        return TickResult(ran=False, budget=budget, queued=0, spread_s=0.0)
+    with runtime.pool.connection() as conn:
+        due = conn.execute(
+            _CLAIM_DUE,
+            {
+                "now": now,
+                "budget": budget,
+                "claimed_until": now + timedelta(seconds=settings.auto_sync_claim_s),
+            },
+        ).fetchall()
+    library_ids = [library_id for library_id, _ in sorted(due, key=lambda row: row[1])]
+    spread_s = tick_s / budget if budget else 0.0
+    if library_ids:
+        request_syncs(library_ids, sync_type="scheduled", spread_s=spread_s)
+    return TickResult(ran=True, budget=budget, queued=len(library_ids), spread_s=spread_s)
