@@ -20,11 +20,14 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 from periodiq import cron
 
-from .broker import QUEUE_DEFAULT, QUEUE_HIGH
+from .broker import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW
+from .enrich.engine import enrich_apps
+from .enrich.queueing import ENRICH_ACTOR, max_age, queue_for_library
 from .errors import LockLost, MalformedMessage, SyncWorkerError
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .middleware.messages import MAX_LIBRARY_ID
 from .platforms.steam import SteamClient
+from .platforms.steam_store import SteamStore
 from .ratelimit import RateLimiter
 from .runtime import get_runtime
 from .schedule.scheduler import run_tick
@@ -35,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
+MAX_ENRICH_CHUNK = 1_000
 TICK_FAILURES: tuple[type[BaseException], ...] = (SyncWorkerError, *INFRASTRUCTURE_ERRORS)
 
 
@@ -75,6 +79,46 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
     except LockLost:
         return  # another attempt took this run over and will finish it
     log.info("sync.finished", **outcome.to_dict())
+    if outcome.status == "completed":
+        queue_enrichment(outcome.library_id)
+
+
+def queue_enrichment(library_id: str) -> None:
+    """Queue store details for the apps a synced library owns (best effort: an app missed
+    here is queued by the next sync of any library owning it, or `sync-worker enrich`)."""
+    try:
+        queued = queue_for_library(get_runtime(), library_id)
+    except INFRASTRUCTURE_ERRORS as exc:
+        log.warning("enrich.not_queued", library_id=library_id, error=type(exc).__name__)
+        return
+    if queued:
+        log.info("enrich.queued", library_id=library_id, apps=queued)
+
+
+def enrich_games(app_ids: list[str]) -> None:
+    """Fetch store details for a chunk of app ids (those another message did are skipped)."""
+    if (
+        not isinstance(app_ids, list)
+        or len(app_ids) > MAX_ENRICH_CHUNK
+        or not all(isinstance(a, str) and a.isdigit() and len(a) <= 12 for a in app_ids)
+    ):
+        raise MalformedMessage(f"enrich_games got app_ids={app_ids!r:.80}.")
+    runtime = get_runtime()
+    limiter = RateLimiter.from_settings(
+        runtime.redis,
+        runtime.settings,
+        max_wait_s=runtime.settings.rate_limit_max_wait_s,
+        interrupt=runtime.stopping,
+    )
+    result = enrich_apps(
+        runtime.pool,
+        SteamStore(runtime.settings, gate=limiter),
+        "steam",
+        app_ids,
+        max_age(runtime),
+        stopping=runtime.stopping,
+    )
+    log.info("enrich.chunk", apps=len(app_ids), **asdict(result))
 
 
 def schedule_auto_syncs() -> None:
@@ -116,6 +160,12 @@ def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:
 def declare_actors(broker: dramatiq.Broker, settings: Settings) -> dict[str, Any]:
     """Bind the actors to `broker` under their stable names."""
     return {
+        "enrich_games": dramatiq.actor(
+            broker=broker,
+            actor_name=ENRICH_ACTOR,
+            queue_name=QUEUE_LOW,
+            throws=(SyncWorkerError,),
+        )(rejecting_bad_arguments(enrich_games)),
         "schedule_auto_syncs": dramatiq.actor(
             broker=broker,
             actor_name="schedule_auto_syncs",

@@ -1,4 +1,5 @@
-"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, schedule, demo.
+"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, schedule,
+enrich, demo.
 
 Exit codes: 0 done; 1 a sync ended other than completed; 2 bad usage or input;
 3 infrastructure or configuration unavailable; 130 interrupted (Ctrl-C, SIGTERM).
@@ -16,12 +17,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from .actors import queue_enrichment
 from .client import cancel_sync, get_status, register_steam_library, request_sync
 from .demo import run_demo
+from .enrich.queueing import max_age, queue_all
 from .errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -44,6 +47,7 @@ from .schedule.scheduler import run_tick
 from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries
+from .store.catalog import enrichment_counts
 from .store.migrations import migrate
 from .sync.engine import SyncEngine, SyncOutcome
 from .sync.progress import ProgressPublisher
@@ -132,7 +136,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
             ).final("failed", error)
         raise CommandFailed(error, library_id) from None
     _report_outcome(args, outcome)
-    return EXIT_OK if outcome.status == "completed" else EXIT_SYNC_FAILED
+    if outcome.status != "completed":
+        return EXIT_SYNC_FAILED
+    queue_enrichment(outcome.library_id)  # for the workers serving `low`, whenever they run
+    return EXIT_OK
 
 
 def _sync_when_free(engine: SyncEngine, library_id: str) -> SyncOutcome:
@@ -196,6 +203,21 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     result = run_tick(runtime, now, f"by-hand-{now.isoformat()}")
     print(json.dumps(asdict(result)))
+    return EXIT_OK
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    """Queue store enrichment by hand, or show how far it has got."""
+    runtime = ready_runtime()
+    if args.status:
+        with runtime.pool.connection() as conn:
+            counts = enrichment_counts(
+                conn, "steam", max_age(runtime), timedelta(seconds=runtime.settings.enrich_claim_s)
+            )
+        print(json.dumps(counts))
+        return EXIT_OK
+    queued = queue_all(runtime, include_stale=args.all_stale)
+    print(json.dumps({"queued": queued}))
     return EXIT_OK
 
 
@@ -276,6 +298,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "schedule", help="queue the libraries due for an auto-sync now (one scheduler tick)"
     ).set_defaults(func=cmd_schedule, json=True)
+
+    enrich = sub.add_parser(
+        "enrich", help="queue store details for apps that have none, or show progress"
+    )
+    enrich.add_argument(
+        "--all-stale", action="store_true", help="also refresh details past ENRICH_MAX_AGE_DAYS"
+    )
+    enrich.add_argument(
+        "--status",
+        action="store_true",
+        help="print counts: enriched, unavailable, stale, pending, not_queued",
+    )
+    enrich.set_defaults(func=cmd_enrich, json=True)
 
     sub.add_parser("demo", help="sync simulated libraries end to end").set_defaults(func=cmd_demo)
     return parser

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # A queued auto-sync is not picked again for this long, even if it has not run yet.
     auto_sync_claim_s: float = Field(default=3600, gt=0)
 
+    # Store enrichment (the `low` queue; see docs/enrichment.md).
+    enrich_max_age_days: int = Field(default=30, ge=1)  # details older than this are refetched
+    enrich_chunk_size: int = Field(default=50, ge=1, le=1_000)  # apps per enrich_games message
+    enrich_claim_s: int = Field(default=24 * 3600, ge=60)  # a queued app is not queued again
+
     # Worker recovery (see docs/operations.md for the measured times).
     worker_heartbeat_timeout_s: float = Field(default=10.0, gt=0)  # dead after this silence
     # Each process requeues dead workers' unacked jobs at most this often, on one of its

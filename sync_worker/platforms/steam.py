@@ -1,69 +1,24 @@
-"""The Steam Web API adapter: synchronous `requests`, one session per thread, no Dramatiq.
-
-Secrets: the key travels in the query string, so every `requests` exception (whose text
-holds the full URL) is replaced by one of ours with `from None`, never chained or quoted.
-"""
+"""The Steam Web API adapter: synchronous `requests` (see `platforms.http`), no Dramatiq."""
 
 from __future__ import annotations
 
-import json
-import re
-import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-import requests
+from typing import Any
 
 from ..errors import (
     ConfigurationError,
     PrivateProfile,
-    SteamBadRequest,
     SteamBadResponse,
-    SteamKeyRejected,
-    SteamRateLimited,
-    SteamResponseTooLarge,
-    SteamTimeout,
-    SteamUnavailable,
     VanityNotFound,
 )
 from ..settings import Settings
 from .base import OwnedGame
+from .http import CallGate, SteamHttp
 from .steam_ids import parse_identity, validate_steam_id
 
 ICON_URL = "https://media.steampowered.com/steamcommunity/public/images/apps/{appid}/{hash}.jpg"
 EARLIEST_REAL_PLAY = 1_072_915_200  # 2004-01-01: older rtime_last_played values are bogus
-_KEY_REJECTED_MARKER = "verify your"  # Steam's 403 page for a bad key; other 403s mean "slow down"
 WEBAPI_BUCKET = "steam_webapi"
-# JSON escapes PostgreSQL cannot store: NUL, and lone UTF-16 surrogates (invalid UTF-8).
-_UNSTORABLE_ESCAPE = re.compile(rb"\\u(0000|d[89a-f])", re.IGNORECASE)
-_CHUNK_BYTES = 1 << 16
-
-_sessions = threading.local()
-
-
-MAX_RATE_LIMITED_ROUNDS = 6  # 429s in a row before giving up (each round waits longer)
-
-
-class CallGate(Protocol):
-    """Something that must let every call through first: the global rate limiter."""
-
-    def acquire(self, bucket: str, weight: int = 1) -> object:
-        """Block, or raise RateLimitDeferred, until one call to `bucket` may be made."""
-
-    def penalize(self, bucket: str, retry_after_s: float | None = None) -> float:
-        """Steam answered 429: back the bucket off for everyone."""
-
-    def succeeded(self, bucket: str) -> None:
-        """A call went through."""
-
-
-def _session() -> requests.Session:
-    session: requests.Session | None = getattr(_sessions, "session", None)
-    if session is None:
-        session = _sessions.session = requests.Session()
-        session.headers["User-Agent"] = "sync-worker/0.1 (+library sync)"
-    return session
 
 
 class SteamClient:
@@ -72,17 +27,20 @@ class SteamClient:
     platform = "steam"
 
     def __init__(self, settings: Settings, gate: CallGate | None = None) -> None:
-        self._base = settings.steam_api_base_url.rstrip("/")
-        self._key = settings.steam_api_key
-        self._timeout = (settings.steam_connect_timeout_s, settings.steam_read_timeout_s)
-        self._max_bytes = int(settings.steam_max_response_mb * 1024 * 1024)
-        self._gate = gate
-        self._calls = 0
+        key = settings.steam_api_key
+        self._http = SteamHttp(
+            settings,
+            settings.steam_api_base_url,
+            WEBAPI_BUCKET,
+            gate,
+            extra_params={"key": key.get_secret_value()} if key is not None else None,
+        )
+        self._has_key = key is not None
 
     @property
     def api_calls(self) -> int:
         """Web API calls made through this client so far."""
-        return self._calls
+        return self._http.calls
 
     # -- public calls ---------------------------------------------------------
 
@@ -136,126 +94,10 @@ class SteamClient:
         players = (body.get("response") or {}).get("players") or []
         return str(players[0].get("personaname")) if players else None
 
-    # -- transport --------------------------------------------------------------
-
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        if self._key is None:
+        if not self._has_key:
             raise ConfigurationError("STEAM_API_KEY is not set.")
-        endpoint = path.strip("/").split("/")[1]
-        params = {**params, "key": self._key.get_secret_value()}
-        for _ in range(MAX_RATE_LIMITED_ROUNDS):
-            if self._gate is not None:
-                self._gate.acquire(WEBAPI_BUCKET)
-            self._calls += 1
-            answer = self._send(path, params, endpoint)
-            try:
-                _raise_for_status(answer, endpoint)
-            except SteamRateLimited as exc:
-                if self._gate is None:
-                    raise
-                # Back off every worker, then go round: the next acquire waits or defers.
-                self._gate.penalize(WEBAPI_BUCKET, exc.retry_after_s)
-                continue
-            if self._gate is not None:
-                self._gate.succeeded(WEBAPI_BUCKET)
-            break
-        else:
-            raise SteamRateLimited(f"Steam kept answering {endpoint} with 429 after backing off.")
-        try:
-            body = json.loads(answer.body)
-        except ValueError:
-            raise SteamBadResponse(f"Steam's {endpoint} answer was not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise SteamBadResponse(f"Steam's {endpoint} answer was not a JSON object.")
-        if _UNSTORABLE_ESCAPE.search(answer.body):
-            body = _storable(body)
-        return dict(body)
-
-    def _send(self, path: str, params: dict[str, Any], endpoint: str) -> _Answer:
-        error: SteamTimeout | SteamUnavailable | SteamBadResponse
-        try:
-            with _session().get(
-                self._base + path, params=params, timeout=self._timeout, stream=True
-            ) as response:
-                return _Answer(
-                    response.status_code,
-                    response.headers.get("Retry-After", ""),
-                    self._read_body(response, endpoint),
-                )
-        except requests.Timeout:
-            error = SteamTimeout(f"Steam did not answer {endpoint} in time.")
-        except requests.exceptions.ChunkedEncodingError:
-            error = SteamBadResponse(f"Steam's {endpoint} answer was cut off.")
-        except requests.RequestException as exc:
-            # Streaming reads report a read timeout as a ConnectionError.
-            if "timed out" in str(exc).lower():
-                error = SteamTimeout(f"Steam did not answer {endpoint} in time.")
-            else:
-                error = SteamUnavailable(
-                    f"Could not reach Steam for {endpoint} ({type(exc).__name__})."
-                )
-        # Raised outside the except block: no __context__ chain holding the URL (and key).
-        raise error
-
-    def _read_body(self, response: requests.Response, endpoint: str) -> bytes:
-        """The body, refusing more than STEAM_MAX_RESPONSE_MB (read in chunks, so never held)."""
-        too_large = SteamResponseTooLarge(
-            f"Steam's {endpoint} answer is larger than {self._max_bytes >> 20} MB "
-            "(STEAM_MAX_RESPONSE_MB)."
-        )
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
-            raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """What we keep of one HTTP answer (never the request URL: it holds the key)."""
-
-    status: int
-    retry_after: str
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-def _raise_for_status(answer: _Answer, endpoint: str) -> None:
-    status = answer.status
-    if status < 400:
-        return
-    if status == 403 and _KEY_REJECTED_MARKER in answer.text.lower():
-        raise SteamKeyRejected()
-    if status in (403, 429):  # Steam sometimes answers 403 where it means 429
-        raise SteamRateLimited(retry_after_s=_retry_after(answer.retry_after))
-    if status == 400:
-        raise SteamBadRequest(f"Steam refused the {endpoint} request as malformed (HTTP 400).")
-    raise SteamUnavailable(f"Steam answered {endpoint} with HTTP {status}.")
-
-
-def _storable(value: Any) -> Any:
-    """`value` with NULs removed and lone surrogates replaced in every string (PostgreSQL
-    rejects both in text and jsonb)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
-
-
-def _retry_after(value: str) -> float | None:
-    return float(value) if value.strip().isdigit() else None
+        return self._http.get(path, params, what=path.strip("/").split("/")[1])
 
 
 def normalise_game(raw: Any) -> OwnedGame | None:

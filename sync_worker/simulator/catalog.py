@@ -30,6 +30,7 @@ _ADJECTIVES = [
     "Café",
     "Κρυφός",
 ]
+_MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _NOUNS = [
     "Kingdom",
     "Signal",
@@ -134,15 +135,37 @@ def owned_game(
     return game
 
 
+def app_type(app_id: int) -> str:
+    """Store `type`: mostly games, some DLC, soundtracks ("music") and demos."""
+    if app_id % 11 == 0:
+        return "dlc"
+    if app_id % 19 == 0:
+        return "music"
+    if app_id % 23 == 0:
+        return "demo"
+    return "game"
+
+
+def _release(rng: random.Random) -> dict[str, Any]:
+    """release_date as Steam writes it: localised free text, sometimes not a date at all."""
+    day, month, year = rng.randint(1, 28), rng.choice(_MONTHS), rng.randint(2004, 2025)
+    text = rng.choice(
+        [f"{day} {month}, {year}"] * 6
+        + [f"{month} {day}, {year}", f"{month} {year}", "Coming soon", f"Q{rng.randint(1, 4)} 2027"]
+    )
+    return {"coming_soon": text in ("Coming soon",) or text.startswith("Q"), "date": text}
+
+
 def app_details(app_id: int) -> dict[str, Any]:
     """The store's appdetails answer for one app id, quirks included."""
     if app_id % 97 == 0:  # delisted / region-locked
         return {str(app_id): {"success": False}}
     rng = _rng("store", app_id)
-    is_dlc = app_id % 11 == 0
+    kind = app_type(app_id)
+    belongs_to_game = kind != "game"
     free = is_free_game(app_id)
     data: dict[str, Any] = {
-        "type": "dlc" if is_dlc else "game",
+        "type": kind,
         "name": game_name(app_id),
         "steam_appid": app_id,
         "required_age": rng.choice([0, 0, "16", 18]),  # int or string, as Steam sends
@@ -156,10 +179,7 @@ def app_details(app_id: int) -> dict[str, Any]:
         "genres": [
             {"id": str(rng.randint(1, 30)), "description": rng.choice(["Action", "RPG", "Indie"])}
         ],
-        "release_date": {
-            "coming_soon": False,
-            "date": f"{rng.randint(1, 28)} Jul, {rng.randint(2004, 2025)}",
-        },
+        "release_date": _release(rng),
         "pc_requirements": {"minimum": "<strong>OS:</strong> Windows 10"}
         if rng.random() < 0.5
         else [],
@@ -177,6 +197,6 @@ def app_details(app_id: int) -> dict[str, Any]:
         }
     if rng.random() < 0.3:
         data["metacritic"] = {"score": rng.randint(40, 97), "url": "https://www.metacritic.com/"}
-    if is_dlc:
+    if belongs_to_game:
         data["fullgame"] = {"appid": str(app_id - 10), "name": game_name(app_id - 10)}
     return {str(app_id): {"success": True, "data": data}}

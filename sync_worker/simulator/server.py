@@ -10,7 +10,8 @@ Admin API (JSON in, JSON out):
                                        "status"|"truncate"|"delay"|"reset"|"html"|"bad_key",
                                        "status": 500, "retry_after": 3, "delay_s": 2.0,
                                        "count": 3}
-  POST /_sim/rate-limit                answer 429 above {"calls": N, "window_s": W} (null: off)
+  POST /_sim/rate-limit                answer 429 above {"calls": N, "window_s": W} (null: off),
+                                       for "api": "webapi" (default) or "store" (appdetails)
 """
 
 from __future__ import annotations
@@ -73,10 +74,11 @@ class SimulatorState:
         self.calls: Counter[str] = Counter()
         self.changes: dict[str, LibraryChanges] = {}
         self.faults: list[Fault] = []
-        self.rate_limit: tuple[int, float] | None = None
-        self.recent_calls: deque[float] = deque()
+        # Per API ("webapi", or "store" for appdetails): (calls, window_s) answered 429 above.
+        self.rate_limits: dict[str, tuple[int, float]] = {}
+        self.recent_calls: dict[str, deque[float]] = {"webapi": deque(), "store": deque()}
         self.rejected_429 = 0
-        self.peak_window_calls = 0  # most admitted calls seen in one sliding window
+        self.peak_window_calls = {"webapi": 0, "store": 0}  # most admitted in one window
 
     def reset(self) -> None:
         """Back to a fresh simulator (the api key stays)."""
@@ -84,26 +86,29 @@ class SimulatorState:
             self.calls.clear()
             self.changes.clear()
             self.faults.clear()
-            self.rate_limit = None
-            self.recent_calls.clear()
+            self.rate_limits.clear()
+            for recent in self.recent_calls.values():
+                recent.clear()
             self.rejected_429 = 0
-            self.peak_window_calls = 0
+            self.peak_window_calls = {"webapi": 0, "store": 0}
 
     def count_call(self, endpoint: str) -> bool:
-        """Count a call; return False when the configured rate limit rejects it."""
+        """Count a call; return False when its API's rate limit rejects it."""
+        api = "store" if endpoint == "appdetails" else "webapi"
         with self.lock:
             self.calls[endpoint] += 1
-            if self.rate_limit is None:
+            if api not in self.rate_limits:
                 return True
-            calls, window_s = self.rate_limit
+            calls, window_s = self.rate_limits[api]
+            recent = self.recent_calls[api]
             now = time.monotonic()
-            while self.recent_calls and self.recent_calls[0] <= now - window_s:
-                self.recent_calls.popleft()
-            if len(self.recent_calls) >= calls:
+            while recent and recent[0] <= now - window_s:
+                recent.popleft()
+            if len(recent) >= calls:
                 self.rejected_429 += 1
                 return False
-            self.recent_calls.append(now)
-            self.peak_window_calls = max(self.peak_window_calls, len(self.recent_calls))
+            recent.append(now)
+            self.peak_window_calls[api] = max(self.peak_window_calls[api], len(recent))
             return True
 
     def take_fault(self, endpoint: str) -> Fault | None:
@@ -211,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
                         "calls": dict(state.calls),
                         "total": sum(state.calls.values()),
                         "rejected_429": state.rejected_429,
-                        "peak_window_calls": state.peak_window_calls,
+                        "peak_window_calls": state.peak_window_calls["webapi"],
+                        "peak_window_calls_store": state.peak_window_calls["store"],
                     }
                 )
             return
@@ -247,11 +253,12 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.faults.append(Fault(**body))
         elif path == "/_sim/rate-limit":
+            api = str(body.get("api", "webapi"))
             with state.lock:
-                state.rate_limit = (
-                    (int(body["calls"]), float(body["window_s"])) if body.get("calls") else None
-                )
-                state.recent_calls.clear()
+                state.rate_limits.pop(api, None)
+                if body.get("calls"):
+                    state.rate_limits[api] = (int(body["calls"]), float(body["window_s"]))
+                state.recent_calls[api].clear()
         else:
             self._send(404, '{"error": "unknown admin path"}')
             return
