@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 SYNC_TYPES = ("manual", "scheduled", "auto")
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
 MAX_ENRICH_CHUNK = 1_000
+ENRICH_PRIORITY = 100
 TICK_FAILURES: tuple[type[BaseException], ...] = (SyncWorkerError, *INFRASTRUCTURE_ERRORS)
 
 
@@ -164,6 +165,9 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> dict[str, Any
             broker=broker,
             actor_name=ENRICH_ACTOR,
             queue_name=QUEUE_LOW,
+            # A process serving `default` and `low` runs the syncs it holds first (Dramatiq
+            # orders a worker's fetched messages by priority; larger is later).
+            priority=ENRICH_PRIORITY,
             throws=(SyncWorkerError,),
         )(rejecting_bad_arguments(enrich_games)),
         "schedule_auto_syncs": dramatiq.actor(

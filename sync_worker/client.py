@@ -17,9 +17,9 @@ from .platforms.steam import SteamClient
 from .runtime import get_runtime
 from .store import libraries
 from .sync.cancels import request_cancel
-from .sync.lease import lease_owner
+from .sync.lease import lease_owners
 from .sync.pending import claim_many, release_pending
-from .sync.progress import FINAL_STATUSES, ProgressPublisher, last_event
+from .sync.progress import FINAL_STATUSES, last_event, make_event, write_events
 
 
 def register_steam_library(identity: str, *, steam: SteamClient | None = None) -> str:
@@ -83,15 +83,15 @@ def request_syncs(
     try:
         # Announce before enqueueing: a fast worker's `starting` must not be overwritten.
         # A sync already running (a forced request, an inline run) keeps its own status.
-        idle = [m.args[0] for m in fresh if lease_owner(runtime.redis, m.args[0]) is None]
+        owners = lease_owners(runtime.redis, [m.args[0] for m in fresh])
+        idle = [library_id for library_id, owner in owners.items() if owner is None]
         with runtime.pool.connection() as conn:
             totals = libraries.set_queued(conn, idle)
-        for library_id in idle:
-            ProgressPublisher(
-                runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
-            ).publish(
-                "queued", message=f"Queued a {sync_type} sync", total_games=totals[library_id]
-            )
+        events = [
+            make_event(lib, "queued", message=f"Queued a {sync_type} sync", total_games=total)
+            for lib, total in totals.items()
+        ]
+        write_events(runtime.redis, events, runtime.settings.progress_ttl_s)
         broker = get_broker()
         for position, message in enumerate(fresh):
             delay_ms = int(position * spread_s * 1000)

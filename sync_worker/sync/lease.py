@@ -62,11 +62,20 @@ return 0
 
 def lease_owner(client: redis.Redis, library_id: str) -> str | None:
     """The owner of the library's lease, if anyone holds it."""
-    value = client.get(keys.lock_key(library_id))
-    if value is None:
-        return None
-    text = value.decode() if isinstance(value, bytes) else str(value)
-    return text.split(" ", 1)[0]
+    return lease_owners(client, [library_id])[library_id]
+
+
+def lease_owners(client: redis.Redis, library_ids: list[str]) -> dict[str, str | None]:
+    """The owner of each library's lease (None: free), in one round trip."""
+    if not library_ids:
+        return {}
+    values = client.mget([keys.lock_key(library_id) for library_id in library_ids])
+    return {
+        library_id: (value.decode() if isinstance(value, bytes) else str(value)).split(" ", 1)[0]
+        if value is not None
+        else None
+        for library_id, value in zip(library_ids, values, strict=True)
+    }
 
 
 class Lease:

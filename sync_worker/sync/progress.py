@@ -29,6 +29,39 @@ def last_event(client: redis.Redis, library_id: str) -> dict[str, Any] | None:
     return event
 
 
+def make_event(
+    library_id: str,
+    status: str,
+    *,
+    progress: int = 0,
+    games_processed: int = 0,
+    total_games: int = 0,
+    message: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    """One event in the contract's shape (extra fields with a None value are left out)."""
+    assert status in STATUSES, status
+    return {
+        "library_id": library_id,
+        "status": status,
+        "progress": progress,
+        "games_processed": games_processed,
+        "total_games": total_games,
+        "message": message,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+
+
+def write_events(client: redis.Redis, events: list[dict[str, Any]], ttl_s: int) -> None:
+    """Store each event as its library's latest and publish it, all in one MULTI."""
+    pipe = client.pipeline(transaction=True)
+    for event in events:
+        payload = json.dumps(event, ensure_ascii=False)
+        pipe.set(keys.progress_key(event["library_id"]), payload, ex=ttl_s)
+        pipe.publish(keys.PROGRESS_CHANNEL, payload)
+    pipe.execute()
+
+
 def utc_now_iso() -> str:
     """Now, as the ISO-8601 UTC string events carry."""
     return datetime.now(UTC).isoformat()
@@ -65,21 +98,16 @@ class ProgressPublisher:
         **extra: Any,
     ) -> dict[str, Any]:
         """Send one event now and return it (extra fields with a None value are left out)."""
-        assert status in STATUSES, status
-        event: dict[str, Any] = {
-            "library_id": self._library_id,
-            "status": status,
-            "progress": progress,
-            "games_processed": games_processed,
-            "total_games": total_games,
-            "message": message,
-            **{k: v for k, v in extra.items() if v is not None},
-        }
-        payload = json.dumps(event, ensure_ascii=False)
-        pipe = self._client.pipeline(transaction=True)
-        pipe.set(keys.progress_key(self._library_id), payload, ex=self._ttl_s)
-        pipe.publish(keys.PROGRESS_CHANNEL, payload)
-        pipe.execute()
+        event = make_event(
+            self._library_id,
+            status,
+            progress=progress,
+            games_processed=games_processed,
+            total_games=total_games,
+            message=message,
+            **extra,
+        )
+        write_events(self._client, [event], self._ttl_s)
         self._last_sent = self._clock()
         return event
 
