@@ -1,9 +1,7 @@
 """Run every benchmark: `python -m bench`."""
 
-from . import big_sync, rate_limit, writer
+from . import big_sync, enrichment, rate_limit, scheduling, writer
 
-writer.main()
-print()
-big_sync.main()
-print()
-rate_limit.main()
+for part in (writer, big_sync, rate_limit, scheduling, enrichment):
+    part.main()
+    print()

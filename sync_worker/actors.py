@@ -92,8 +92,7 @@ def queue_enrichment(library_id: str) -> None:
     except INFRASTRUCTURE_ERRORS as exc:
         log.warning("enrich.not_queued", library_id=library_id, error=type(exc).__name__)
         return
-    if queued:
-        log.info("enrich.queued", library_id=library_id, apps=queued)
+    log.info("enrich.queued", library_id=library_id, apps=queued)
 
 
 def enrich_games(app_ids: list[str]) -> None:

@@ -79,6 +79,14 @@ class DatabaseUnavailable(TransientError):
     default_message = "The database is unavailable; the sync will be retried."
 
 
+class DatabaseConflict(TransientError):
+    """PostgreSQL rolled the transaction back to resolve a conflict (a deadlock, a
+    serialization failure): trying again works."""
+
+    code = "database_conflict"
+    default_message = "The database rolled back a conflicting write; the sync will be retried."
+
+
 class RedisUnavailable(TransientError):
     """Redis could not be reached or dropped the connection."""
 

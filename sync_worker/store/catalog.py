@@ -17,21 +17,30 @@ from ..platforms.store_details import StoreDetails
 _NEEDS_DETAILS = "(g.enriched_at IS NULL OR g.enriched_at < now() - %(max_age)s)"
 _CLAIMABLE = f"{_NEEDS_DETAILS} AND (g.enrich_queued_at IS NULL OR g.enrich_queued_at < now() - %(claim_ttl)s)"
 
-_CLAIM_FOR_LIBRARY = f"""
-UPDATE games AS g SET enrich_queued_at = now()
-FROM library_games AS lg
-WHERE lg.library_id = %(library_id)s AND lg.removed_at IS NULL
-  AND g.platform = lg.platform AND g.platform_game_id = lg.platform_game_id
-  AND {_CLAIMABLE}
+# Claims lock rows in one order and skip rows another transaction holds (a claim, a
+# sync writing that game, an enrichment recording it): two libraries finishing at once
+# never deadlock, and a skipped app is claimed by its holder or the next sync owning it.
+_CLAIM = """
+WITH claimable AS (
+    SELECT g.platform, g.platform_game_id FROM games AS g {join}
+    WHERE {where}
+    ORDER BY g.platform_game_id
+    FOR UPDATE OF g SKIP LOCKED
+)
+UPDATE games AS g SET enrich_queued_at = now() FROM claimable AS c
+WHERE g.platform = c.platform AND g.platform_game_id = c.platform_game_id
 RETURNING g.platform_game_id
 """
-
-_CLAIM_ALL = f"""
-UPDATE games AS g SET enrich_queued_at = now()
-WHERE g.platform = %(platform)s AND {_CLAIMABLE}
-  AND (%(include_stale)s OR g.enriched_at IS NULL)
-RETURNING g.platform_game_id
-"""
+_CLAIM_FOR_LIBRARY = _CLAIM.format(
+    join="JOIN library_games AS lg"
+    " ON lg.platform = g.platform AND lg.platform_game_id = g.platform_game_id",
+    where=f"lg.library_id = %(library_id)s AND lg.removed_at IS NULL AND {_CLAIMABLE}",
+)
+_CLAIM_ALL = _CLAIM.format(
+    join="",
+    where=f"g.platform = %(platform)s AND {_CLAIMABLE}"
+    " AND (%(include_stale)s OR g.enriched_at IS NULL)",
+)
 
 _RECORD = """
 UPDATE games SET
