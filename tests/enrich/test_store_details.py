@@ -1,14 +1,16 @@
-"""Reading appdetails, quirks included: through the simulator over HTTP, and odd payloads."""
+"""Reading appdetails, quirks included (through the simulator over HTTP, and odd payloads),
+and claiming apps for enrichment."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from sync_worker.platforms.steam_store import SteamStore
 from sync_worker.platforms.store_details import parse_app_details, parse_release_date
-from sync_worker.simulator import catalog
+from sync_worker.simulator import catalog, steam_id_for
+from tests.conftest import fetch_all
 
 
 def test_store_details_come_back_typed_from_the_simulator(settings, sim):
@@ -102,3 +104,37 @@ def test_odd_field_types_become_null_not_errors():
     assert (details.genres, details.categories, details.platforms) == (None, None, None)
     assert (details.release_date, details.metacritic_score) == (None, None)
     assert details.fullgame_app_id == "10" and details.data == data
+
+
+def test_two_libraries_claiming_at_once_never_deadlock_nor_overlap(runtime, register, make_engine):
+    """20 rounds of two overlapping claims in parallel: disjoint, and together every app."""
+    import threading
+
+    from sync_worker.store.catalog import claim_for_library
+
+    first = register(steam_id_for(400, seed=310))
+    second = register(steam_id_for(440, seed=310))  # the same 400 apps, and 40 more
+    make_engine().sync(first)
+    make_engine().sync(second)
+    every_app = {r[0] for r in fetch_all(runtime, "SELECT platform_game_id FROM games")}
+
+    def claim(library_id: str, start: threading.Barrier, claims: dict[str, list[str]]) -> None:
+        with runtime.pool.connection() as conn:
+            start.wait()
+            claims[library_id] = claim_for_library(
+                conn, library_id, timedelta(days=30), timedelta(days=1)
+            )
+
+    for _ in range(20):
+        fetch_all(runtime, "UPDATE games SET enrich_queued_at = NULL RETURNING 1")
+        claims: dict[str, list[str]] = {}
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=claim, args=(lib, start, claims)) for lib in (first, second)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not set(claims[first]) & set(claims[second])
+        assert set(claims[first]) | set(claims[second]) == every_app
