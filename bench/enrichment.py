@@ -148,12 +148,13 @@ def main() -> None:
             "LOG_LEVEL": "INFO",
         }
         store_stats = f"http://127.0.0.1:{store_port}/_sim/stats"
-        wait(lambda: answers(store_stats), 10, "the simulators")
-        high = start_worker(env, logs, "worker_high", ["high"])
-        low = start_worker(env, logs, "worker", ["default", "low"])
-        workers = [high, low]
+        workers: list[subprocess.Popen[bytes]] = []
         reset_broker()
         try:
+            wait(lambda: answers(store_stats), 10, "the simulators")
+            workers.append(start_worker(env, logs, "worker_high", ["high"]))
+            low = start_worker(env, logs, "worker", ["default", "low"])
+            workers.append(low)
             runtime.settings = runtime.settings.model_copy(
                 update={"steam_api_base_url": env["STEAM_API_BASE_URL"]}
             )
