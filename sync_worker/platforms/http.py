@@ -30,7 +30,7 @@ from ..settings import Settings
 MAX_RATE_LIMITED_ROUNDS = 6  # 429s in a row before giving up (each round waits longer)
 _KEY_REJECTED_MARKER = "verify your"  # Steam's 403 page for a bad key; other 403s mean "slow down"
 # JSON escapes PostgreSQL cannot store: NUL, and lone UTF-16 surrogates (invalid UTF-8).
-_UNSTORABLE_ESCAPE = re.compile(rb"\\\\u(0000|d[89a-f])", re.IGNORECASE)
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(0000|d[89a-f])", re.IGNORECASE)
 _CHUNK_BYTES = 1 << 16
 
 _sessions = threading.local()
