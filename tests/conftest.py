@@ -88,6 +88,9 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     set_runtime(rt)
     with rt.pool.connection() as conn:
         migrate(conn)
+    # Nothing an aborted earlier session left queued may reach this session's workers,
+    # which may start before the first test empties the database.
+    rt.redis.flushdb()
     yield rt
     set_runtime(None)
     use_settings(None)

@@ -19,16 +19,22 @@ from tests.workers import WorkerGroup, dead_letters
 ENV = {"STEAM_STORE_CALLS_PER_WINDOW": "100000", "ENRICH_CHUNK_SIZE": "25"}
 
 
-@pytest.fixture
-def enrich_worker(runtime, subprocess_env, tmp_path) -> Iterator[WorkerGroup]:
-    """A worker serving every queue, enrichment's `low` included; stopped once idle."""
-    reset_broker()
-    group = WorkerGroup(
-        {**subprocess_env, **ENV}, tmp_path / "worker.log", queues=("high", "default", "low")
-    ).wait_ready()
-    yield group
+@pytest.fixture(scope="module")
+def enrich_worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[WorkerGroup]:
+    """A worker serving every queue, enrichment's `low` included (each test waits until
+    enrichment settles, so none leaves work behind)."""
+    runtime.redis.flushdb()  # nothing a previous module left may reach this worker
+    log = tmp_path_factory.mktemp("enrich") / "worker.log"
+    group = WorkerGroup({**subprocess_env, **ENV}, log, queues=("high", "default", "low"))
+    yield group.wait_ready()
     group.stop()
     group.kill()
+
+
+@pytest.fixture(autouse=True)
+def fresh_broker(runtime) -> Iterator[None]:
+    reset_broker()
+    yield
     reset_broker()
 
 

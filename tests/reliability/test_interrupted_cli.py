@@ -14,7 +14,7 @@ from sync_worker.simulator import steam_id_for
 from tests.conftest import assert_no_secret, cli, fetch_all, wait_for
 from tests.reliability.conftest import compare_with_simulator, report
 
-GAMES = 50_000
+GAMES = 30_000
 
 
 def committed(runtime, steam_id: str) -> int:
@@ -29,7 +29,7 @@ def committed(runtime, steam_id: str) -> int:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_inline_sync_resumes_with_exact_counts(runtime, sim, subprocess_env, sig):
-    """Interrupted at 10,000+ of 50,000 games, rerun: new_games is exactly 50,000."""
+    """Interrupted at 10,000+ of 30,000 games, rerun: new_games is exactly 30,000."""
     steam_id = steam_id_for(GAMES, seed=161 + int(sig))
     env = {**subprocess_env, "SYNC_BATCH_SIZE": "1000"}
     process = subprocess.Popen(
@@ -73,7 +73,7 @@ def test_an_interrupted_inline_sync_resumes_with_exact_counts(runtime, sim, subp
     assert truth.mismatches == [] and truth.rows_checked == GAMES
     report(
         f"inline sync interrupted ({sig.name}) at {stored}",
-        "exit 130; rerun new_games = 50000",
+        f"exit 130; rerun new_games = {GAMES}",
         f"exit 130; rerun new_games = {again['new_games']}",
         truth.rows_checked,
         None,
