@@ -10,7 +10,10 @@ from .errors import DatabaseConflict, DatabaseUnavailable, RedisUnavailable, Tra
 
 #: Exceptions that mean "a server went away", as opposed to a bug in a query or a script.
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,  # includes the pool's PoolTimeout
+    psycopg.OperationalError,  # includes the pool's PoolTimeout and server shutdowns
+    # The server ended a session left idle inside a transaction (a frozen worker): the
+    # connection is gone, although psycopg files it under InternalError (SQLSTATE 25P03).
+    psycopg.errors.IdleInTransactionSessionTimeout,
     redis.ConnectionError,
     redis.TimeoutError,
 )

@@ -126,11 +126,12 @@ def abandon(
 ) -> bool:
     """End the library's sync for a message that will never run again (given up, cancelled).
 
-    Closes the library's open run with `status` and publishes the final event, unless
-    another owner's run holds the lease (that run decides then). True when recorded.
+    Closes the library's open run with `status` and publishes the final event, unless a
+    live run holds the lease, even another delivery of this very message (that run
+    decides then). True when recorded.
     """
     lease = Lease(client, library_id, owner, settings.sync_lock_ttl_s)
-    if not lease.acquire():
+    if not lease.acquire_when_free():
         return False
     try:
         with pool.connection() as conn, conn.transaction():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 
 import redis
@@ -86,6 +87,7 @@ class Lease:
         self.token = secrets.token_hex(16)
         self.holder_ttl_s = 0.0  # after a failed acquire: how long the holder's lease has left
         self._client = client
+        self._library_id = library_id
         self._key = keys.lock_key(library_id)
         self._value = f"{owner} {self.token}"
         self._ttl_ms = int(ttl_s * 1000)
@@ -105,6 +107,19 @@ class Lease:
             with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
                 self._renew_once()
         return not self.lost
+
+    def acquire_when_free(self) -> bool:
+        """Take the lease only once nobody holds it, waiting out our own message's leftover
+        (it lapses within one TTL unless a live delivery renews it); False when held."""
+        deadline = time.monotonic() + self._ttl_ms / 1000 + 1
+        while True:
+            if self._client.set(self._key, self._value, nx=True, px=self._ttl_ms):
+                return True
+            if lease_owner(self._client, self._library_id) != self.owner:
+                return False
+            if time.monotonic() > deadline:
+                return False  # renewed all along: another delivery of this message is alive
+            time.sleep(0.5)
 
     def acquire(self) -> bool:
         """Take the lease (or our own message's leftover); False when another owner holds it."""

@@ -396,3 +396,60 @@ def test_losing_redis_is_a_transient_error(runtime, register, settings):
     with pytest.raises(RedisUnavailable) as caught:
         engine.sync(register(steam_id_for(5, seed=20)))
     assert caught.value.code == "redis_unavailable"
+
+
+def test_giving_up_waits_out_its_own_leftover_lease_but_not_a_live_delivery(
+    runtime, settings, register
+):
+    """A dead-lettered message closes the run once its old lease lapses, but leaves alone
+    the run another, live delivery of the same message is writing."""
+    from sync_worker.errors import SteamUnavailable
+    from sync_worker.store import runs
+    from sync_worker.sync.engine import abandon
+    from sync_worker.sync.lease import Lease
+
+    quick = settings.model_copy(update={"sync_lock_ttl_s": 1.0})
+    library_id = register(steam_id_for(10, seed=24))
+    with runtime.pool.connection() as conn:
+        runs.open_run(conn, library_id, "manual", "token")
+
+    live = Lease(runtime.redis, library_id, "message-7", 1.0)
+    assert live.acquire()
+    with live.kept_alive():  # another delivery of message-7, renewing its lease
+        assert not abandon(
+            quick,
+            runtime.redis,
+            runtime.pool,
+            library_id,
+            "message-7",
+            "failed",
+            SteamUnavailable(),
+        )
+    assert open_runs(runtime, library_id) != []
+
+    runtime.redis.set(keys.lock_key(library_id), "message-7 dead-token", px=800)
+    assert abandon(
+        quick, runtime.redis, runtime.pool, library_id, "message-7", "failed", SteamUnavailable()
+    )
+    assert open_runs(runtime, library_id) == []
+    assert fetch_all(runtime, "SELECT status FROM sync_runs WHERE library_id = %s", library_id) == [
+        ("failed",)
+    ]
+
+
+def test_a_session_ended_by_the_server_counts_as_a_lost_database(runtime):
+    """PostgreSQL ending a transaction left idle (a frozen worker) is infrastructure, not a bug."""
+    import time
+
+    import psycopg
+
+    from sync_worker.infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
+
+    with psycopg.connect(str(runtime.settings.database_url)) as conn:
+        conn.execute("SET idle_in_transaction_session_timeout = 200")
+        conn.execute("SELECT 1")  # a transaction is open now
+        time.sleep(0.6)
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT 1")
+    assert isinstance(caught.value, INFRASTRUCTURE_ERRORS)
+    assert infrastructure_error(caught.value).code == "database_unavailable"
