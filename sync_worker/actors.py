@@ -29,7 +29,7 @@ from .middleware.messages import MAX_LIBRARY_ID
 from .platforms.steam import SteamClient
 from .platforms.steam_store import SteamStore
 from .ratelimit import RateLimiter
-from .runtime import get_runtime
+from .runtime import Runtime, get_runtime
 from .schedule.scheduler import run_tick
 from .settings import Settings
 from .sync.engine import SyncEngine
@@ -58,14 +58,7 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
     message = CurrentMessage.get_current_message()
     runtime = get_runtime()
     settings = runtime.settings
-    # Past max_wait the limiter raises RateLimitDeferred and Deferrals re-enqueues; its
-    # waits end early when the worker is stopping.
-    limiter = RateLimiter.from_settings(
-        runtime.redis,
-        settings,
-        max_wait_s=settings.rate_limit_max_wait_s,
-        interrupt=runtime.stopping,
-    )
+    limiter = worker_limiter(runtime)
     engine = SyncEngine(
         settings,
         runtime.redis,
@@ -104,15 +97,9 @@ def enrich_games(app_ids: list[str]) -> None:
     ):
         raise MalformedMessage(f"enrich_games got app_ids={app_ids!r:.80}.")
     runtime = get_runtime()
-    limiter = RateLimiter.from_settings(
-        runtime.redis,
-        runtime.settings,
-        max_wait_s=runtime.settings.rate_limit_max_wait_s,
-        interrupt=runtime.stopping,
-    )
     result = enrich_apps(
         runtime.pool,
-        SteamStore(runtime.settings, gate=limiter),
+        SteamStore(runtime.settings, gate=worker_limiter(runtime)),
         "steam",
         app_ids,
         max_age(runtime),
@@ -136,6 +123,17 @@ def schedule_auto_syncs() -> None:
         log.error("schedule.tick_failed", tick=tick_id, error=type(exc).__name__)
         return
     log.info("schedule.tick", tick=tick_id, **asdict(result))
+
+
+def worker_limiter(runtime: Runtime) -> RateLimiter:
+    """The shared Steam budgets as a worker uses them: past RATE_LIMIT_MAX_WAIT_S the job is
+    deferred (Deferrals re-enqueues it), and waits end early when the worker is stopping."""
+    return RateLimiter.from_settings(
+        runtime.redis,
+        runtime.settings,
+        max_wait_s=runtime.settings.rate_limit_max_wait_s,
+        interrupt=runtime.stopping,
+    )
 
 
 def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,6 +13,7 @@ from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.migrations import migrate
 from tests.conftest import (
+    SimulatorAdmin,
     assert_no_secret,
     assert_no_secret_at_rest,
     cli,
@@ -23,6 +24,7 @@ from tests.conftest import (
 )
 from tests.reliability.conftest import compare_with_simulator, report
 from tests.reliability.servers import RestartablePostgres, RestartableRedis
+from tests.workers import WorkerGroup
 
 GAMES = 30_000
 
@@ -51,6 +53,32 @@ def own_redis(tmp_path) -> Iterator[RestartableRedis]:
     server.stop()
 
 
+def outage(stop: Callable[[], None], start: Callable[[], None], down_s: float) -> float:
+    """Stop a server, keep it down for `down_s`, start it again; return when it went down."""
+    stop()
+    down_at = time.monotonic()
+    time.sleep(down_s)
+    start()
+    return down_at
+
+
+def completed_exactly(
+    runtime: Runtime, group: WorkerGroup, library_id: str, steam_id: str, sim: SimulatorAdmin
+) -> tuple[int, int]:
+    """The worker survived, the one run completed with exact counts, every row matches the
+    simulator; returns (rows checked, attempts)."""
+    assert group.process.poll() is None and "exited unexpectedly" not in group.text()
+    [(status, new_games, total, attempts)] = fetch_all(
+        runtime,
+        "SELECT status, new_games, total_games, attempts FROM sync_runs WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, new_games, total) == ("completed", GAMES, GAMES)
+    truth = compare_with_simulator(runtime, library_id, steam_id, sim)
+    assert truth.mismatches == [] and truth.rows_checked == GAMES
+    return truth.rows_checked, attempts
+
+
 def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, workers, own_redis):
     """Redis down for 4.5 s at a third of 30,000 games: the sync completes, every record agrees."""
     server = own_redis
@@ -60,22 +88,11 @@ def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, work
     library_id = enqueue(env, steam_id)
     wait_for(lambda: committed(runtime, library_id) >= GAMES // 3, 60, "a third committed")
 
-    server.stop()
-    down_at = time.monotonic()
-    time.sleep(4.5)
-    server.start()
+    down_at = outage(server.stop, server.start, 4.5)
     wait_for(lambda: library_status(runtime, library_id) == "completed", 90, "the sync")
     recovery_s = time.monotonic() - down_at
 
-    assert group.process.poll() is None and "exited unexpectedly" not in group.text()
-    [(status, new_games, total)] = fetch_all(
-        runtime,
-        "SELECT status, new_games, total_games FROM sync_runs WHERE library_id = %s",
-        library_id,
-    )
-    assert (status, new_games, total) == ("completed", GAMES, GAMES)
-    truth = compare_with_simulator(runtime, library_id, steam_id, sim)
-    assert truth.mismatches == [] and truth.rows_checked == GAMES
+    rows, _ = completed_exactly(runtime, group, library_id, steam_id, sim)
     redis_client = server.client()
     assert json.loads(redis_client.get(keys.progress_key(library_id)))["status"] == "completed"
     assert not redis_client.exists(keys.pending_key(library_id))  # the slot was freed
@@ -84,7 +101,7 @@ def test_redis_restart_mid_sync_loses_nothing(runtime, sim, subprocess_env, work
         "Redis down 4.5 s mid-sync (30k games)",
         "completes, exact rows, slot freed",
         "completed, last event completed",
-        truth.rows_checked,
+        rows,
         recovery_s,
     )
 
@@ -110,31 +127,20 @@ def test_postgres_restart_mid_sync_loses_nothing(
     library_id = enqueue(env, steam_id)
     wait_for(lambda: committed(pg_runtime, library_id) >= GAMES // 3, 60, "a third committed")
 
-    own_postgres.stop()
-    down_at = time.monotonic()
-    time.sleep(3)
-    own_postgres.start()
+    down_at = outage(own_postgres.stop, own_postgres.start, 3)
     wait_for(lambda: library_status(pg_runtime, library_id) == "completed", 90, "the sync")
     recovery_s = time.monotonic() - down_at
 
-    assert group.process.poll() is None and "exited unexpectedly" not in group.text()
-    [(status, new_games, total, attempts)] = fetch_all(
-        pg_runtime,
-        "SELECT status, new_games, total_games, attempts FROM sync_runs WHERE library_id = %s",
-        library_id,
-    )
     # Either a batch was cut (a failed attempt, then a resumed one) or the pool waited out
     # the restart; both end with exact counts.
-    assert (status, new_games, total) == ("completed", GAMES, GAMES)
-    truth = compare_with_simulator(pg_runtime, library_id, steam_id, sim)
-    assert truth.mismatches == [] and truth.rows_checked == GAMES
+    rows, attempts = completed_exactly(pg_runtime, group, library_id, steam_id, sim)
     assert json.loads(runtime.redis.get(keys.progress_key(library_id)))["status"] == "completed"
     assert_no_secret_at_rest(pg_runtime)
     report(
         "PostgreSQL down 3 s mid-sync (30k games)",
         "retried, resumes, exact counts",
         f"completed after {attempts} attempt(s)",
-        truth.rows_checked,
+        rows,
         recovery_s,
     )
     pg_runtime.close()
