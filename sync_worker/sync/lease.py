@@ -139,7 +139,12 @@ class Lease:
             self.release()
 
     def release(self) -> None:
-        """Stop renewing and give the lease up if it is still ours (never frees another's)."""
+        """Stop renewing and give the lease up if it is still ours (never frees another's).
+
+        Once is enough: a run lets go before announcing its end, then its block exits.
+        """
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._keeper is not None and self._keeper is not threading.current_thread():
             self._keeper.join()

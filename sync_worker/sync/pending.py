@@ -45,24 +45,36 @@ return false
 """
 )
 
+# Lua shared by the scripts below: does the slot KEYS[1] belong to message ARGV[1]?
+HELD_BY_MESSAGE_LUA = """
+local function held_by_message()
+    local held = redis.call('GET', KEYS[1])
+    return held and (held == ARGV[1] or string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ')
+end
+"""
+
 # KEYS: [slot]  ARGV: [message id, queue, redis id, ttl s]  -> 1 re-pointed, 0 not its slot
-TRACK_SCRIPT = """
-local held = redis.call('GET', KEYS[1])
-if held and (held == ARGV[1] or string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ') then
+TRACK_SCRIPT = (
+    HELD_BY_MESSAGE_LUA
+    + """
+if held_by_message() then
     redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3], 'EX', ARGV[4])
     return 1
 end
 return 0
 """
+)
 
 # KEYS: [slot]  ARGV: [message id]  -> 1 released, 0 held by another message
-RELEASE_SCRIPT = """
-local held = redis.call('GET', KEYS[1])
-if held and (held == ARGV[1] or string.sub(held, 1, #ARGV[1] + 1) == ARGV[1] .. ' ') then
+RELEASE_SCRIPT = (
+    HELD_BY_MESSAGE_LUA
+    + """
+if held_by_message() then
     return redis.call('DEL', KEYS[1])
 end
 return 0
 """
+)
 
 # KEYS: [slot, cancellations]  ARGV: [prefix]  -> the live holder's id or nil
 HOLDER_SCRIPT = LIVE_HOLDER_LUA + "\nreturn live_holder() or false\n"
