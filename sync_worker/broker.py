@@ -56,7 +56,7 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         # periodiq: declares the `periodic` option and skips ticks older than 30 s (a late
         # or restarted scheduler catches up from the database, not from missed ticks).
         PeriodiqMiddleware(skip_delay=PERIODIC_SKIP_DELAY_S),
-        # Tracks messages in worker threads; on SIGTERM it stops syncs and requeues leftovers.
+        # On SIGTERM it stops syncs at batch boundaries; at exit it requeues what is unacked.
         Shutdown(),
         # after_enqueue only: keeps the request slot on the message's live copy.
         Deduplication(),

@@ -212,6 +212,13 @@ class WorkerStopping(SyncDeferred):
     code = "worker_stopping"
     default_message = "The worker is restarting; the sync resumes where it stopped."
 
+    # Due a second later, not at once: Dramatiq stops fetching up to a second after the
+    # SIGTERM, and until then a stopping process would take the message back and bounce it.
+    STOP_LATENCY_S = 1.0
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, retry_after_s=self.STOP_LATENCY_S)
+
 
 class LockLost(SyncWorkerError):
     """Another run took this library's sync over (our lease lapsed): this one stands down."""

@@ -42,6 +42,12 @@ def broker_messages_key(queue: str) -> str:
     return f"{BROKER_NAMESPACE}:{queue}.msgs"
 
 
+def broker_acks_key(broker_id: str, queue: str) -> str:
+    """Dramatiq's set of the messages one broker (one per process) fetched from a queue and
+    has not acked yet; its maintenance requeues them once that broker stops heartbeating."""
+    return f"{BROKER_NAMESPACE}:__acks__.{broker_id}.{queue}"
+
+
 def scheduler_tick_key(tick_id: str) -> str:
     """Taken by the first scheduler to run a tick: the others skip it."""
     return f"{PREFIX}:scheduler:tick:{tick_id}"

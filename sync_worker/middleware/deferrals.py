@@ -38,12 +38,8 @@ class Deferrals(Middleware):
         if not isinstance(exception, SyncDeferred):
             return
         message.options["deferrals"] = message.options.get("deferrals", 0) + 1
-        if exception.retry_after_s <= 0:  # a stopping worker: back on the queue at once
-            delay_s = 0.0
-            until_stored(lambda: broker.enqueue(message), "deferral")
-        else:
-            delay_s = exception.retry_after_s + random.uniform(0, JITTER_S)
-            until_stored(lambda: broker.enqueue(message, delay=int(delay_s * 1000)), "deferral")
+        delay_s = exception.retry_after_s + random.uniform(0, JITTER_S)
+        until_stored(lambda: broker.enqueue(message, delay=int(delay_s * 1000)), "deferral")
         outcome = outcome_of(message)
         outcome.deferred = exception
         outcome.delay_s = delay_s

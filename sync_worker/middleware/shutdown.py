@@ -6,9 +6,11 @@ kills the process on the second. Like Celery's REMAP_SIGTERM and RQ's HerokuWork
 we make repeated SIGTERMs mean what the first one meant (SIGKILL still kills).
 
 On shutdown the engine stops each running sync after its current batch (the message
-goes back on the queue at once, see Deferrals). A sync still inside a Steam call when
-the shutdown timeout ends has its message put back on the queue before the process
-exits, instead of waiting for another worker to notice a missing heartbeat.
+goes back to the broker at once, due a second later, see Deferrals). When Dramatiq has
+stopped, every message this process still holds unacked goes back on its queue before
+the process exits, instead of waiting for another worker to notice a missing heartbeat:
+a sync still inside a Steam call when the shutdown timeout ends, and messages Dramatiq's
+Redis consumer had fetched but not yet handed out (its stop does not requeue those).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from typing import Any
 
 import dramatiq
 import structlog
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
+from .. import keys
 from ..infrastructure import INFRASTRUCTURE_ERRORS
 from ..runtime import get_runtime
 
@@ -32,10 +36,6 @@ log = structlog.get_logger(__name__)
 class Shutdown(Middleware):
     """Graceful stop for worker processes."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._in_flight: dict[str, Any] = {}  # redis message id -> message being processed
-
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         """In a `dramatiq` worker process: the first SIGTERM stops syncs at once, later ones
         are ignored."""
@@ -43,46 +43,21 @@ class Shutdown(Middleware):
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         """Tell running syncs to stop at their next batch boundary (in-process workers too)."""
-        log.info("worker.stopping", in_flight=len(self._in_flight))
+        log.info("worker.stopping")
         get_runtime().stopping.set()
 
-    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        """Remember the message while a worker thread holds it."""
-        with self._lock:
-            self._in_flight[message.options.get("redis_message_id", message.message_id)] = message
-
-    def after_process_message(
-        self,
-        broker: dramatiq.Broker,
-        message: Any,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        """The message is settled: forget it."""
-        self._forget(message)
-
-    def after_skip_message(self, broker: dramatiq.Broker, message: Any) -> None:
-        """A skipped message is settled too."""
-        self._forget(message)
-
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        """Put back on their queues the messages whose threads outlived the shutdown timeout."""
-        with self._lock:
-            stuck = list(self._in_flight.values())
-            self._in_flight.clear()
-        for message in stuck:
+        """Put back on their queues the messages this process still holds unacked."""
+        if not isinstance(broker, RedisBroker):
+            return
+        for queue_name in worker.consumers:
             try:
-                broker.do_requeue(message.queue_name, message.options["redis_message_id"])  # type: ignore[attr-defined]
-                log.warning("worker.requeued_unfinished", message_id=message.message_id)
-            except INFRASTRUCTURE_ERRORS as exc:  # Redis down: maintenance recovers it later
-                log.error(
-                    "worker.requeue_failed", message_id=message.message_id, error=type(exc).__name__
-                )
-
-    def _forget(self, message: Any) -> None:
-        with self._lock:
-            self._in_flight.pop(message.options.get("redis_message_id", message.message_id), None)
+                held = broker.client.smembers(keys.broker_acks_key(broker.broker_id, queue_name))
+                if held:
+                    broker.do_requeue(queue_name, *held)
+                    log.warning("worker.requeued_unfinished", queue=queue_name, messages=len(held))
+            except INFRASTRUCTURE_ERRORS as exc:  # Redis down: maintenance recovers them later
+                log.error("worker.requeue_failed", queue=queue_name, error=type(exc).__name__)
 
 
 def on_first_sigterm(stop_now: Callable[[], None]) -> None:
