@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 import structlog
+from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from ..errors import (
@@ -230,8 +231,7 @@ class _Run:
         remaining = [g for g in games if g.sort_key > resume_after]
         self.games_processed = len(games) - len(remaining)  # committed by earlier attempts
         for number, batch in enumerate(_chunks(remaining, self.engine.settings.sync_batch_size)):
-            with self.engine.pool.connection() as conn, conn.transaction():
-                runs.fence(conn, self.run.run_id, self.lease.token)
+            with self._fenced() as conn:
                 counts = writer.write_batch(conn, self.library_id, self.library.platform, batch)
                 runs.record_batch(
                     conn,
@@ -263,11 +263,17 @@ class _Run:
         if self.engine.stopping is not None and self.engine.stopping.is_set():
             raise WorkerStopping()
 
+    @contextlib.contextmanager
+    def _fenced(self) -> Iterator[Connection[Any]]:
+        """A transaction for this attempt's writes: raises LockLost unless it still owns the run."""
+        with self.engine.pool.connection() as conn, conn.transaction():
+            runs.fence(conn, self.run.run_id, self.lease.token)
+            yield conn
+
     # -- endings -------------------------------------------------------------------
 
     def _complete(self, games: Sequence[OwnedGame]) -> SyncOutcome:
-        with self.engine.pool.connection() as conn, conn.transaction():
-            runs.fence(conn, self.run.run_id, self.lease.token)
+        with self._fenced() as conn:
             # An empty list for a library we hold games for is more likely a Steam hiccup
             # than a user who lost everything: keep the games (see docs/behaviour.md).
             removed = (
@@ -305,8 +311,7 @@ class _Run:
 
     def _end(self, status: str, error: SyncWorkerError) -> SyncOutcome:
         """Close the run as private, cancelled or failed; stored games stay as they were."""
-        with self.engine.pool.connection() as conn, conn.transaction():
-            runs.fence(conn, self.run.run_id, self.lease.token)
+        with self._fenced() as conn:
             totals = runs.finish_run(
                 conn,
                 self.library_id,
@@ -341,12 +346,7 @@ class _Run:
 
     def _pause(self) -> None:
         """Stepping back into the queue (budget, shutdown): the run stays open to resume."""
-        with (
-            contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS),
-            self.engine.pool.connection() as conn,
-            conn.transaction(),
-        ):
-            runs.fence(conn, self.run.run_id, self.lease.token)
+        with contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS), self._fenced() as conn:
             runs.record_pause(conn, self.library_id, self.run.run_id, self.unrecorded_calls)
         self.log.info("sync.paused", games_written=self.games_processed)
 
@@ -356,12 +356,7 @@ class _Run:
         Not announced: whoever retries (the Retries middleware, or the CLI) publishes
         `retrying` or `failed`.
         """
-        with (
-            contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS),
-            self.engine.pool.connection() as conn,
-            conn.transaction(),
-        ):
-            runs.fence(conn, self.run.run_id, self.lease.token)
+        with contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS), self._fenced() as conn:
             runs.record_failed_attempt(
                 conn, self.library_id, self.run.run_id, error.to_dict(), self.unrecorded_calls
             )
