@@ -55,6 +55,7 @@ from .sync.progress import ProgressPublisher
 EXIT_OK, EXIT_SYNC_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 BAD_INPUT_ERRORS = (InvalidSteamId, VanityNotFound, UnknownLibrary, MalformedMessage)
 UNAVAILABLE_ERRORS = (RedisUnavailable, DatabaseUnavailable, ConfigurationError)
+CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient
 
 
 class CommandFailed(Exception):
@@ -64,9 +65,6 @@ class CommandFailed(Exception):
         super().__init__(error.message)
         self.error = error
         self.library_id = library_id
-
-
-CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient
 
 
 def ready_runtime() -> Runtime:
@@ -331,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except INFRASTRUCTURE_ERRORS as exc:
         return _fail(args, infrastructure_error(exc))
     except KeyboardInterrupt:
-        return _fail(args, _as_error(KeyboardInterrupt()))
+        return _fail(args, Interrupted())
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> Any:
