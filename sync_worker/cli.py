@@ -17,14 +17,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from .actors import queue_enrichment
 from .client import cancel_sync, get_status, register_steam_library, request_sync
 from .demo import run_demo
-from .enrich.queueing import max_age, queue_all
+from .enrich.queueing import claim_age, max_age, queue_all
 from .errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -209,9 +209,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     runtime = ready_runtime()
     if args.status:
         with runtime.pool.connection() as conn:
-            counts = enrichment_counts(
-                conn, "steam", max_age(runtime), timedelta(seconds=runtime.settings.enrich_claim_s)
-            )
+            counts = enrichment_counts(conn, "steam", max_age(runtime), claim_age(runtime))
         print(json.dumps(counts))
         return EXIT_OK
     queued = queue_all(runtime, include_stale=args.all_stale)

@@ -19,24 +19,16 @@ ENRICH_ACTOR = "enrich_games"
 
 def queue_for_library(runtime: Runtime, library_id: str) -> int:
     """After a library sync: queue its apps that need store details; return how many."""
-    settings = runtime.settings
     with runtime.pool.connection() as conn:
-        app_ids = catalog.claim_for_library(
-            conn, library_id, max_age(runtime), timedelta(seconds=settings.enrich_claim_s)
-        )
+        app_ids = catalog.claim_for_library(conn, library_id, max_age(runtime), claim_age(runtime))
     return _send(app_ids, runtime)
 
 
 def queue_all(runtime: Runtime, *, include_stale: bool) -> int:
     """By hand: queue every app without details (and, with `include_stale`, stale ones)."""
-    settings = runtime.settings
     with runtime.pool.connection() as conn:
         app_ids = catalog.claim_all(
-            conn,
-            "steam",
-            max_age(runtime),
-            timedelta(seconds=settings.enrich_claim_s),
-            include_stale=include_stale,
+            conn, "steam", max_age(runtime), claim_age(runtime), include_stale=include_stale
         )
     return _send(app_ids, runtime)
 
@@ -44,6 +36,11 @@ def queue_all(runtime: Runtime, *, include_stale: bool) -> int:
 def max_age(runtime: Runtime) -> timedelta:
     """How old store details may get before they are fetched again."""
     return timedelta(days=runtime.settings.enrich_max_age_days)
+
+
+def claim_age(runtime: Runtime) -> timedelta:
+    """How long a queued app stays claimed before it may be queued again (its message lost)."""
+    return timedelta(seconds=runtime.settings.enrich_claim_s)
 
 
 def _send(app_ids: list[str], runtime: Runtime) -> int:
