@@ -15,7 +15,8 @@ from ..platforms.store_details import StoreDetails
 # (for an app without a store page too: it is looked at again then, never in a loop).
 # It is claimable when it needs details and no claim younger than the claim TTL holds it.
 _NEEDS_DETAILS = "(g.enriched_at IS NULL OR g.enriched_at < now() - %(max_age)s)"
-_CLAIMABLE = f"{_NEEDS_DETAILS} AND (g.enrich_queued_at IS NULL OR g.enrich_queued_at < now() - %(claim_ttl)s)"
+_UNCLAIMED = "(g.enrich_queued_at IS NULL OR g.enrich_queued_at < now() - %(claim_ttl)s)"
+_CLAIMABLE = f"{_NEEDS_DETAILS} AND {_UNCLAIMED}"
 
 # Claims lock rows in one order and skip rows another transaction holds (a claim, a
 # sync writing that game, an enrichment recording it): two libraries finishing at once
@@ -67,8 +68,7 @@ SELECT
     count(*) FILTER (WHERE g.enriched_at >= now() - %(max_age)s AND g.store_status = 'unavailable'),
     count(*) FILTER (WHERE g.enriched_at < now() - %(max_age)s),
     count(*) FILTER (WHERE {_NEEDS_DETAILS} AND g.enrich_queued_at >= now() - %(claim_ttl)s),
-    count(*) FILTER (WHERE g.enriched_at IS NULL
-                     AND (g.enrich_queued_at IS NULL OR g.enrich_queued_at < now() - %(claim_ttl)s))
+    count(*) FILTER (WHERE g.enriched_at IS NULL AND {_UNCLAIMED})
 FROM games AS g WHERE g.platform = %(platform)s
 """
 
