@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from . import client
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW, get_broker, reset_broker
-from .enrich.queueing import max_age
+from .enrich.queueing import claim_age, max_age
 from .logs import configure_logging
 from .runtime import Runtime, get_runtime
 from .sandbox import sandbox
@@ -186,7 +186,7 @@ def _a_day_passes(runtime: Runtime) -> None:
 
 def _report_enrichment(runtime: Runtime, label: str) -> dict[str, int]:
     with runtime.pool.connection() as conn:
-        counts = enrichment_counts(conn, "steam", max_age(runtime), timedelta(days=1))
+        counts = enrichment_counts(conn, "steam", max_age(runtime), claim_age(runtime))
     print(f"{label}: " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items()))
     return counts
 
