@@ -248,13 +248,13 @@ class EmbeddedServers:
         return self.home / "reaper.json"
 
     def _live_users(self) -> set[Identity]:
-        return {u for u in _read_identities(self._users_file) if _identity(u[0]) == u}
+        return _live_identities(self._users_file)
 
     def _write_users(self, users: set[Identity]) -> None:
         self._users_file.write_text(json.dumps(sorted(users)))
 
     def _ensure_reaper(self) -> None:
-        if any(_identity(r[0]) == r for r in _read_identities(self._reaper_file)):
+        if _live_identities(self._reaper_file):
             return
         with open(self.home / "reaper.log", "ab") as log:
             reaper = subprocess.Popen(  # noqa: S603 - our own interpreter and module
@@ -295,11 +295,13 @@ def _identity(pid: int) -> Identity | None:
     return (pid, int(fields[19]))
 
 
-def _read_identities(path: Path) -> set[Identity]:
+def _live_identities(path: Path) -> set[Identity]:
+    """The processes listed in `path` that still run (a reused pid does not count)."""
     try:
-        return {(int(pid), int(start)) for pid, start in json.loads(path.read_text())}
+        listed = {(int(pid), int(start)) for pid, start in json.loads(path.read_text())}
     except (FileNotFoundError, ValueError, TypeError):
         return set()
+    return {identity for identity in listed if _identity(identity[0]) == identity}
 
 
 def main(argv: list[str]) -> int:
