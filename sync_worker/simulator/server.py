@@ -193,15 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
         if profile.kind is not ProfileKind.PUBLIC:
             self._json({"response": {}})  # private profile or private game details
             return
-        games = self.server.state.owned_games(
+        body = self.server.state.owned_body(
             profile,
             include_appinfo=query.get("include_appinfo") in {"1", "true"},
             include_free=query.get("include_played_free_games") in {"1", "true"},
         )
-        response: dict[str, Any] = {"game_count": len(games)}
-        if games:  # a public profile owning nothing has no "games" key at all
-            response["games"] = games
-        self._json({"response": response})
+        self._send(200, body)
 
     def _player_summaries(self, query: dict[str, str]) -> None:
         players = []

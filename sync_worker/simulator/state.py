@@ -5,6 +5,7 @@ Shared by the server's handler threads under one lock; the admin API changes it.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 
 from . import catalog
 from .ids import SimulatedProfile
+
+KEPT_BODIES = 8
 
 
 @dataclass
@@ -52,6 +55,9 @@ class SimulatorState:
         self.recent_calls: dict[str, deque[float]] = {"webapi": deque(), "store": deque()}
         self.rejected_429 = 0
         self.peak_window_calls = {"webapi": 0, "store": 0}  # most admitted in one window
+        # Recent GetOwnedGames answers as sent, until their library changes (see owned_body).
+        self._bodies: dict[tuple[str, bool, bool], bytes] = {}
+        self._revision = 0  # bumped by every library change: a body built before is stale
 
     def reset(self) -> None:
         """Back to a fresh simulator (the api key stays)."""
@@ -64,6 +70,8 @@ class SimulatorState:
                 recent.clear()
             self.rejected_429 = 0
             self.peak_window_calls = {"webapi": 0, "store": 0}
+            self._bodies.clear()
+            self._revision += 1
 
     def count_call(self, endpoint: str) -> bool:
         """Count a call; return False when its API's rate limit rejects it."""
@@ -120,9 +128,39 @@ class SimulatorState:
                     game["name"] = names[game["appid"]]
         return games
 
+    def owned_body(
+        self, profile: SimulatedProfile, *, include_appinfo: bool, include_free: bool
+    ) -> bytes:
+        """A public profile's GetOwnedGames answer, as sent.
+
+        The last few answers are kept until their library changes, so a big library served
+        again costs no generation time (benchmarks time the service, not the simulator).
+        """
+        key = (profile.steam_id, include_appinfo, include_free)
+        with self.lock:
+            body, revision = self._bodies.get(key), self._revision
+        if body is not None:
+            return body
+        games = self.owned_games(
+            profile, include_appinfo=include_appinfo, include_free=include_free
+        )
+        response: dict[str, Any] = {"game_count": len(games)}
+        if games:  # a public profile owning nothing has no "games" key at all
+            response["games"] = games
+        body = json.dumps({"response": response}, ensure_ascii=False).encode()
+        with self.lock:
+            if revision == self._revision:
+                self._bodies[key] = body
+                while len(self._bodies) > KEPT_BODIES:
+                    del self._bodies[next(iter(self._bodies))]  # the oldest
+        return body
+
     def change_library(self, steam_id: str, body: dict[str, Any]) -> None:
         """Apply an admin change to one library."""
         with self.lock:
+            self._revision += 1
+            for key in [k for k in self._bodies if k[0] == steam_id]:
+                del self._bodies[key]
             changes = self.changes.setdefault(steam_id, LibraryChanges())
             for app_id, minutes in body.get("bump_playtime", {}).items():
                 changes.playtime_bonus[int(app_id)] = changes.playtime_bonus.get(
