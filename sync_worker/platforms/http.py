@@ -1,4 +1,4 @@
-"""GET a JSON object from Steam under a rate-limit gate, with every failure mapped to our errors.
+"""GET JSON from Steam under a rate-limit gate, with every failure mapped to our errors.
 
 One `requests.Session` per thread; timeouts on every call; bodies read in chunks and
 refused above STEAM_MAX_RESPONSE_MB. Secrets: the Web API key travels in the query
@@ -9,10 +9,9 @@ of ours raised outside the `except` block: no chained context, no quoted URL.
 from __future__ import annotations
 
 import json
-import re
 import threading
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
 import requests
 
@@ -26,14 +25,14 @@ from ..errors import (
     SteamUnavailable,
 )
 from ..settings import Settings
+from .storable import has_unstorable_escape, storable
 
 MAX_RATE_LIMITED_ROUNDS = 6  # 429s in a row before giving up (each round waits longer)
 _KEY_REJECTED_MARKER = "verify your"  # Steam's 403 page for a bad key; other 403s mean "slow down"
-# JSON escapes PostgreSQL cannot store: NUL, and lone UTF-16 surrogates (invalid UTF-8).
-_UNSTORABLE_ESCAPE = re.compile(rb"\\u(0000|d[89a-f])", re.IGNORECASE)
 _CHUNK_BYTES = 1 << 16
 
 _sessions = threading.local()
+T = TypeVar("T")
 
 
 class CallGate(Protocol):
@@ -78,14 +77,24 @@ class SteamHttp:
 
     def get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         """The JSON object at `path`; `what` names the call in error messages."""
+        return self.fetch(path, params, what, lambda chunks: _json_object(b"".join(chunks), what))
+
+    def fetch(
+        self,
+        path: str,
+        params: dict[str, Any],
+        what: str,
+        read: Callable[[Iterator[bytes]], T],
+    ) -> T:
+        """What `read` makes of a successful answer's body, handed over in chunks as they
+        arrive (at most STEAM_MAX_RESPONSE_MB in all). Error answers never reach `read`."""
         params = {**params, **self._extra}
         for _ in range(MAX_RATE_LIMITED_ROUNDS):
             if self._gate is not None:
                 self._gate.acquire(self.bucket)
             self.calls += 1
-            answer = self._send(path, params, what)
             try:
-                _raise_for_status(answer, what)
+                result = self._send(path, params, what, read)
             except SteamRateLimited as exc:
                 if self._gate is None:
                     raise
@@ -94,30 +103,26 @@ class SteamHttp:
                 continue
             if self._gate is not None:
                 self._gate.succeeded(self.bucket)
-            break
-        else:
-            raise SteamRateLimited(f"Steam kept answering {what} with 429 after backing off.")
-        try:
-            body = json.loads(answer.body)
-        except ValueError:
-            raise SteamBadResponse(f"Steam's {what} answer was not valid JSON.") from None
-        if not isinstance(body, dict):
-            raise SteamBadResponse(f"Steam's {what} answer was not a JSON object.")
-        if _UNSTORABLE_ESCAPE.search(answer.body):
-            body = _storable(body)
-        return dict(body)
+            return result
+        raise SteamRateLimited(f"Steam kept answering {what} with 429 after backing off.")
 
-    def _send(self, path: str, params: dict[str, Any], what: str) -> _Answer:
+    def _send(
+        self, path: str, params: dict[str, Any], what: str, read: Callable[[Iterator[bytes]], T]
+    ) -> T:
         error: SteamTimeout | SteamUnavailable | SteamBadResponse
         try:
             with _session().get(
                 self._base + path, params=params, timeout=self._timeout, stream=True
             ) as response:
-                return _Answer(
-                    response.status_code,
-                    response.headers.get("Retry-After", ""),
-                    self._read_body(response, what),
-                )
+                chunks = self._chunks(response, what)
+                if response.status_code >= 400:
+                    _raise_for_status(
+                        response.status_code,
+                        response.headers.get("Retry-After", ""),
+                        b"".join(chunks),
+                        what,
+                    )
+                return read(chunks)
         except requests.Timeout:
             error = SteamTimeout(f"Steam did not answer {what} in time.")
         except requests.exceptions.ChunkedEncodingError:
@@ -133,8 +138,8 @@ class SteamHttp:
         # Raised outside the except block: no __context__ chain holding the URL (and key).
         raise error
 
-    def _read_body(self, response: requests.Response, what: str) -> bytes:
-        """The body, refusing more than STEAM_MAX_RESPONSE_MB (read in chunks, so never held)."""
+    def _chunks(self, response: requests.Response, what: str) -> Iterator[bytes]:
+        """The body in chunks, refusing more than STEAM_MAX_RESPONSE_MB (never held whole)."""
         too_large = SteamResponseTooLarge(
             f"Steam's {what} answer is larger than {self._max_bytes >> 20} MB "
             "(STEAM_MAX_RESPONSE_MB)."
@@ -142,53 +147,33 @@ class SteamHttp:
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise too_large
-        chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
             size += len(chunk)
             if size > self._max_bytes:
                 raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
+            yield chunk
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """What we keep of one HTTP answer (never the request URL: it holds the key)."""
-
-    status: int
-    retry_after: str
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-
-def _raise_for_status(answer: _Answer, what: str) -> None:
-    status = answer.status
-    if status < 400:
-        return
-    if status == 403 and _KEY_REJECTED_MARKER in answer.text.lower():
+def _raise_for_status(status: int, retry_after: str, body: bytes, what: str) -> None:
+    if status == 403 and _KEY_REJECTED_MARKER in body.decode("utf-8", "replace").lower():
         raise SteamKeyRejected()
     if status in (403, 429):  # Steam sometimes answers 403 where it means 429
-        raise SteamRateLimited(retry_after_s=_retry_after(answer.retry_after))
+        raise SteamRateLimited(retry_after_s=_retry_after(retry_after))
     if status == 400:
         raise SteamBadRequest(f"Steam refused the {what} request as malformed (HTTP 400).")
     raise SteamUnavailable(f"Steam answered {what} with HTTP {status}.")
 
 
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise SteamBadResponse(f"Steam's {what} answer was not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise SteamBadResponse(f"Steam's {what} answer was not a JSON object.")
+    return dict(storable(value)) if has_unstorable_escape(body) else value
+
+
 def _retry_after(value: str) -> float | None:
     return float(value) if value.strip().isdigit() else None
-
-
-def _storable(value: Any) -> Any:
-    """`value` with NULs removed and lone surrogates replaced in every string (PostgreSQL
-    rejects both in text and jsonb)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
-    if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value

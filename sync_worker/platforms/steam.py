@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from ..errors import (
     ConfigurationError,
@@ -14,7 +18,10 @@ from ..errors import (
 from ..settings import Settings
 from .base import OwnedGame
 from .http import CallGate, SteamHttp
+from .json_stream import ArrayStream, JsonStreamError
+from .owned_library import OwnedLibrary, OwnedLibraryBuilder
 from .steam_ids import parse_identity, validate_steam_id
+from .storable import has_unstorable_escape, storable
 
 ICON_URL = "https://media.steampowered.com/steamcommunity/public/images/apps/{appid}/{hash}.jpg"
 EARLIEST_REAL_PLAY = 1_072_915_200  # 2004-01-01: older rtime_last_played values are bogus
@@ -44,31 +51,23 @@ class SteamClient:
 
     # -- public calls ---------------------------------------------------------
 
-    def fetch_owned_games(self, platform_user_id: str) -> list[OwnedGame]:
-        """Every owned game (free ones included), normalised, deduplicated, ordered by app id."""
+    def fetch_owned_games(self, platform_user_id: str) -> OwnedLibrary:
+        """Every owned game (free ones included), deduplicated, ordered by app id.
+
+        The answer is read as it arrives and held compactly (see `owned_library`).
+        """
         steam_id = validate_steam_id(platform_user_id)
-        body = self._get(
-            "/IPlayerService/GetOwnedGames/v1/",
-            {
-                "steamid": steam_id,
-                "include_appinfo": 1,
-                "include_played_free_games": 1,
-                "skip_unvetted_apps": 0,  # unvetted apps are still owned: users miss them otherwise
-                "format": "json",
-            },
+        params = {
+            "steamid": steam_id,
+            "include_appinfo": 1,
+            "include_played_free_games": 1,
+            "skip_unvetted_apps": 0,  # unvetted apps are still owned: users miss them otherwise
+            "format": "json",
+        }
+        self._require_key()
+        return self._http.fetch(
+            "/IPlayerService/GetOwnedGames/v1/", params, "GetOwnedGames", read_owned_games
         )
-        response = body.get("response")
-        if not isinstance(response, dict):
-            raise SteamBadResponse("Steam's owned-games answer had no 'response' object.")
-        if "game_count" not in response:
-            # `{"response": {}}`: private profile or private "Game details", not "no games".
-            raise PrivateProfile()
-        games: dict[str, OwnedGame] = {}
-        for raw in response.get("games") or []:
-            game = normalise_game(raw)
-            if game is not None:
-                games[game.platform_game_id] = game  # duplicates: the last one wins
-        return sorted(games.values(), key=lambda g: g.sort_key)
 
     def resolve_vanity(self, name: str) -> str:
         """The SteamID64 behind a custom profile URL name."""
@@ -95,18 +94,61 @@ class SteamClient:
         return str(players[0].get("personaname")) if players else None
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        if not self._has_key:
-            raise ConfigurationError("STEAM_API_KEY is not set.")
+        self._require_key()
         return self._http.get(path, params, what=path.strip("/").split("/")[1])
 
+    def _require_key(self) -> None:
+        if not self._has_key:
+            raise ConfigurationError("STEAM_API_KEY is not set.")
 
-def normalise_game(raw: Any) -> OwnedGame | None:
-    """One GetOwnedGames entry as we store it; None for entries without a usable app id."""
-    if not isinstance(raw, dict):
-        return None
+
+def read_owned_games(chunks: Iterable[bytes]) -> OwnedLibrary:
+    """A GetOwnedGames body, arriving in chunks, as an OwnedLibrary (the body is never held)."""
+    stream = ArrayStream(chunks, ("response", "games"))
+    builder = OwnedLibraryBuilder()
     try:
-        app_id = int(raw["appid"])
-    except (KeyError, TypeError, ValueError):
+        for raw, entry in stream:
+            # The common case first, cheaply: this loop runs once per owned game.
+            app_id = raw.get("appid") if type(raw) is dict else None
+            if type(app_id) is not int:
+                app_id = _app_id(raw)
+                if app_id is None:
+                    continue
+            if "\\u" in entry and has_unstorable_escape(entry):
+                entry = json.dumps(storable(raw), ensure_ascii=False, separators=(",", ":"))
+            builder.add(app_id, entry.encode())
+        response = stream.envelope.get("response") if isinstance(stream.envelope, dict) else None
+        if not isinstance(response, dict):
+            raise SteamBadResponse("Steam's owned-games answer had no 'response' object.")
+        if "game_count" not in response:
+            # `{"response": {}}`: private profile or private "Game details", not "no games".
+            raise PrivateProfile()
+    except (JsonStreamError, UnicodeDecodeError):
+        builder.discard()
+        raise SteamBadResponse("Steam's GetOwnedGames answer was not valid JSON.") from None
+    except BaseException:
+        builder.discard()
+        raise
+    return builder.build(_decode_entry)
+
+
+def _decode_entry(entry: bytes) -> OwnedGame:
+    try:  # orjson: five times faster per entry; it refuses integers beyond 64 bits
+        raw = orjson.loads(entry)
+    except orjson.JSONDecodeError:
+        raw = json.loads(entry)
+    game = normalise_game(raw, entry.decode())
+    assert game is not None  # only entries with an app id are kept
+    return game
+
+
+def normalise_game(raw: Any, raw_json: str | None = None) -> OwnedGame | None:
+    """One GetOwnedGames entry as we store it; None for entries without a usable app id.
+
+    `raw_json` is the entry's JSON text when the caller has it (else it is serialised).
+    """
+    app_id = _app_id(raw)
+    if app_id is None:
         return None
     icon_hash = raw.get("img_icon_url") or raw.get("img_logo_url") or ""
     last_played = _int(raw.get("rtime_last_played"))
@@ -122,11 +164,22 @@ def normalise_game(raw: Any) -> OwnedGame | None:
             if last_played >= EARLIEST_REAL_PLAY
             else None
         ),
-        raw_data=raw,
+        raw_json=raw_json if raw_json is not None else json.dumps(raw, ensure_ascii=False),
     )
 
 
+def _app_id(raw: Any) -> int | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return int(raw["appid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _int(value: Any) -> int:
+    if type(value) is int and value >= 0:  # nearly always: skip the conversions
+        return value
     try:
         return max(int(value or 0), 0)
     except (TypeError, ValueError):

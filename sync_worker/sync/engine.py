@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,9 +34,10 @@ from ..errors import (
     WorkerStopping,
 )
 from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
-from ..platforms import OwnedGame, PlatformAdapter
+from ..platforms import PlatformAdapter
+from ..platforms.owned_library import OwnedLibrary, iter_batches
 from ..settings import Settings
-from ..store import libraries, runs, writer
+from ..store import libraries, runs, slices, writer
 from .cancels import forget_cancel, is_cancelled
 from .lease import Lease
 from .pending import release_pending
@@ -184,10 +185,10 @@ class _Run:
                 total_games=self.library.total_games,
                 started_at=self.started_at,
             )
-            games = self._fetch()
-            self._check_interrupts()
-            self._write(games)
-            return self._complete(games)
+            with self._fetch() as owned:
+                self._check_interrupts()
+                self._write(owned)
+                return self._complete(owned)
         except PrivateProfile as exc:
             return self._end("private", exc)
         except SyncCancelled as exc:
@@ -217,37 +218,51 @@ class _Run:
 
     # -- the work ----------------------------------------------------------------
 
-    def _fetch(self) -> list[OwnedGame]:
+    def _fetch(self) -> OwnedLibrary:
         adapter = self.engine.adapter_factory()
         try:
-            games = adapter.fetch_owned_games(self.library.platform_user_id)
+            owned = adapter.fetch_owned_games(self.library.platform_user_id)
         finally:
             self.unrecorded_calls += adapter.api_calls
-        self.total_games = len(games)
-        return games
+        self.total_games = len(owned)
+        return owned
 
-    def _write(self, games: Sequence[OwnedGame]) -> None:
+    def _write(self, owned: OwnedLibrary) -> None:
+        """Write the slices that changed since their digests were stored, in batches."""
         resume_after = self.run.resume_after if self.run.resume_after is not None else -1
-        remaining = [g for g in games if g.sort_key > resume_after]
-        self.games_processed = len(games) - len(remaining)  # committed by earlier attempts
-        for number, batch in enumerate(_chunks(remaining, self.engine.settings.sync_batch_size)):
+        self.games_processed = owned.count_up_to(resume_after)  # committed by earlier attempts
+        stored: dict[int, bytes] = {}
+        if self.engine.settings.sync_differential:
+            with self.engine.pool.connection() as conn:
+                stored = slices.stored_digests(conn, self.library_id)
+        changed = [
+            s
+            for s in owned.slices
+            if s.last_key > resume_after and stored.get(s.number) != s.digest
+        ]
+        batches = iter_batches(changed, self.games_processed, self.engine.settings.sync_batch_size)
+        for number, batch in enumerate(batches):
+            games = [g for start, end in batch.ranges for g in owned.games(start, end)]
             with self._fenced() as conn:
-                counts = writer.write_batch(conn, self.library_id, self.library.platform, batch)
+                counts = writer.write_batch(conn, self.library_id, self.library.platform, games)
+                slices.save_digests(
+                    conn, self.library_id, [(s.number, s.digest) for s in batch.finished]
+                )
                 runs.record_batch(
                     conn,
                     self.run.run_id,
-                    resume_after=batch[-1].sort_key,
-                    games_processed=self.games_processed + len(batch),
+                    resume_after=owned.key_at(batch.end - 1),
+                    games_processed=batch.end,
                     new=counts.new,
                     updated=counts.updated,
                     api_calls=self.unrecorded_calls,
                 )
             self.unrecorded_calls = 0
-            self.games_processed += len(batch)
+            self.games_processed = batch.end  # unchanged slices before it included
             self.progress.batch(
                 self.games_processed,
-                len(games),
-                current_game=batch[-1].title,
+                len(owned),
+                current_game=games[-1].title,
                 started_at=self.started_at,
             )
             if self.engine.after_batch is not None:
@@ -272,26 +287,25 @@ class _Run:
 
     # -- endings -------------------------------------------------------------------
 
-    def _complete(self, games: Sequence[OwnedGame]) -> SyncOutcome:
+    def _complete(self, owned: OwnedLibrary) -> SyncOutcome:
+        games = len(owned)
         with self._fenced() as conn:
             # An empty list for a library we hold games for is more likely a Steam hiccup
             # than a user who lost everything: keep the games (see docs/behaviour.md).
-            removed = (
-                writer.mark_removed(
-                    conn,
-                    self.library_id,
-                    self.library.platform,
-                    [g.platform_game_id for g in games],
+            removed = 0
+            if games:
+                # Over every owned id, not only changed slices: an earlier attempt may have
+                # written a slice's digest and died before its removals.
+                removed = writer.mark_removed(
+                    conn, self.library_id, self.library.platform, owned.ids()
                 )
-                if games
-                else 0
-            )
+                slices.forget_other_slices(conn, self.library_id, [s.number for s in owned.slices])
             totals = runs.finish_run(
                 conn,
                 self.library_id,
                 self.run.run_id,
                 "completed",
-                total_games=len(games),
+                total_games=games,
                 removed_games=removed,
                 api_calls=self.unrecorded_calls,
             )
@@ -299,9 +313,9 @@ class _Run:
         self.progress.publish(
             "completed",
             progress=100,
-            games_processed=len(games),
-            total_games=len(games),
-            message=f"Synced {len(games)} games: {totals.new_games} new, "
+            games_processed=games,
+            total_games=games,
+            message=f"Synced {games} games: {totals.new_games} new, "
             f"{totals.updated_games} updated, {removed} removed",
             started_at=self.started_at,
             completed_at=utc_now_iso(),
@@ -372,8 +386,3 @@ class _Run:
             error=error,
             **asdict(totals),
         )
-
-
-def _chunks(items: Sequence[OwnedGame], size: int) -> Iterator[Sequence[OwnedGame]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -20,11 +20,18 @@ from sync_worker.errors import (
     SteamUnavailable,
     VanityNotFound,
 )
+from sync_worker.platforms import OwnedGame
 from sync_worker.platforms.steam import SteamClient, normalise_game
 from sync_worker.simulator import ProfileKind, steam_id_for
 from tests.conftest import TEST_KEY
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "getownedgames_legacy_487games.json"
+
+
+def fetch_games(client: SteamClient, steam_id: str) -> list[OwnedGame]:
+    """Every game of the library, rebuilt from the adapter's compact form."""
+    with client.fetch_owned_games(steam_id) as owned:
+        return owned.games(0, len(owned))
 
 
 @pytest.fixture
@@ -36,7 +43,7 @@ def steam(settings, runtime) -> SteamClient:
 def test_owned_games_are_sorted_deduplicated_and_include_free_games(steam, sim):
     """The adapter asks for free games and returns them ordered by app id."""
     steam_id = steam_id_for(300, seed=21)
-    games = steam.fetch_owned_games(steam_id)
+    games = fetch_games(steam, steam_id)
     ids = [g.sort_key for g in games]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert ids == sim.owned_app_ids(steam_id)
@@ -51,9 +58,9 @@ def test_private_profile_and_private_game_details_raise_private_profile(steam):
             steam.fetch_owned_games(steam_id_for(10, kind))
 
 
-def test_zero_game_profile_returns_an_empty_list(steam):
+def test_zero_game_profile_returns_an_empty_library(steam):
     """`{"game_count": 0}` without a games key is a real, empty library."""
-    assert steam.fetch_owned_games(steam_id_for(0)) == []
+    assert fetch_games(steam, steam_id_for(0)) == []
 
 
 def test_invalid_steam_id_is_rejected_before_any_http_call(steam, sim):
@@ -98,7 +105,7 @@ def test_steam_failures_map_to_transient_errors(steam, sim, fault, error):
     sim.fault(match="GetOwnedGames", count=1, **fault)
     with pytest.raises(error):
         steam.fetch_owned_games(steam_id_for(20))
-    assert len(steam.fetch_owned_games(steam_id_for(20))) > 0  # the next call succeeds
+    assert len(fetch_games(steam, steam_id_for(20))) > 0  # the next call succeeds
 
 
 def test_slow_steam_times_out(settings, sim):
