@@ -1,87 +1,199 @@
-"""A 30,000-game library through `sync-worker sync`: wall time and the process's peak RSS.
+"""Big libraries through a long-lived sync engine, beside the writer floor; peak RSS by size.
 
-Baselines from the same run: the bare Steam fetch (HTTP + JSON parse, nothing stored),
-the peak RSS of a process that only imports the package, and an unchanged re-sync.
+For 30,000 and 50,000 games: a first sync, an unchanged re-sync, and re-syncs with 1 %
+and 10 % of playtimes changed, each in a bench process that stays up (no CLI start-up),
+the simulator (in its own process) serving a kept body (its generation time excluded). Medians of ROUNDS
+libraries. Baseline in the same run: the floor, a binary COPY + one upsert of the same
+rows into one table shaped like `library_games` (no catalog, no foreign keys, no counts).
+Peak RSS: `sync-worker sync` of 1k / 10k / 30k / 50k games in child processes.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import requests
 
+from sync_worker.platforms.steam import SteamClient, read_owned_games
+from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
+from sync_worker.store import libraries
+from sync_worker.sync.engine import SyncEngine
 
-from .common import BENCH_KEY, bench_runtime, child_env
+from .common import BENCH_KEY, bench_runtime, child_env, simulator_process
 from .peak_rss import MARKER
 
-GAMES = 30_000
+SIZES = (30_000, 50_000)
+RSS_SIZES = (1_000, 10_000, 30_000, 50_000)
+ROUNDS = 3
+CASES = ("first sync", "unchanged", "1 % changed", "10 % changed")
+TARGETS = {"first sync": 1.5, "unchanged": 0.3, "1 % changed": 0.4}  # x the floor's fresh write
+
+_FLOOR_TABLE = """
+CREATE TABLE IF NOT EXISTS floor_games (LIKE library_games INCLUDING DEFAULTS INCLUDING INDEXES)
+"""
+_FLOOR_STAGING = """
+CREATE TEMP TABLE floor_incoming (
+    platform_game_id text, playtime_minutes int4, playtime_2weeks_minutes int4,
+    last_played_at timestamptz, raw_data jsonb
+) ON COMMIT DROP
+"""
+_FLOOR_COPY = (
+    "COPY floor_incoming (platform_game_id, playtime_minutes, playtime_2weeks_minutes,"
+    " last_played_at, raw_data) FROM STDIN (FORMAT BINARY)"
+)
+_FLOOR_UPSERT = """
+INSERT INTO floor_games (library_id, platform, platform_game_id, playtime_minutes,
+                         playtime_2weeks_minutes, last_played_at, raw_data)
+SELECT %s, 'steam', platform_game_id, playtime_minutes, playtime_2weeks_minutes,
+       last_played_at, raw_data FROM floor_incoming
+ON CONFLICT (library_id, platform, platform_game_id) DO UPDATE
+SET playtime_minutes = excluded.playtime_minutes, raw_data = excluded.raw_data
+"""
 
 
-def run_measured(module_args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS in MB, stdout) of `python -m <module> <args>` in a child process."""
+def serve_body(url: str, steam_id: str) -> bytes:
+    """Have the simulator build (and keep) the library's body; return it."""
+    response = requests.get(
+        f"{url}/IPlayerService/GetOwnedGames/v1/",
+        params={
+            "key": BENCH_KEY,
+            "steamid": steam_id,
+            "include_appinfo": 1,
+            "include_played_free_games": 1,
+        },
+        timeout=120,
+    )
+    response.raise_for_status()
+    return response.content
+
+
+def floor_write(runtime: Runtime, body: bytes) -> float:
+    """Seconds to COPY + upsert the body's games into an empty `floor_games` (rows prepared)."""
+    with read_owned_games([body]) as owned:
+        rows = [
+            (
+                g.platform_game_id,
+                g.playtime_minutes,
+                g.playtime_2weeks_minutes,
+                g.last_played_at,
+                b"\x01" + g.raw_json.encode(),  # jsonb's binary format: version, then text
+            )
+            for g in owned.games(0, len(owned))
+        ]
+    with runtime.pool.connection() as conn:
+        conn.execute(_FLOOR_TABLE)
+        conn.execute("TRUNCATE floor_games")
+        conn.commit()
+        library_id = libraries.register_library(conn, "steam", "76561190000000000")
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(_FLOOR_STAGING)
+            with cur.copy(_FLOOR_COPY) as copy:
+                copy.set_types(["text", "int4", "int4", "timestamptz", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(_FLOOR_UPSERT, (library_id,))
+        return time.perf_counter() - started
+
+
+def timed_sync(engine: SyncEngine, library_id: str) -> tuple[float, dict[str, Any]]:
     started = time.perf_counter()
+    outcome = engine.sync(library_id)
+    elapsed = time.perf_counter() - started
+    assert outcome.status == "completed", outcome
+    return elapsed, outcome.to_dict()
+
+
+def bump_playtimes(url: str, steam_id: str, body: bytes, share: float) -> int:
+    """Change the playtime of `share` of the library's games (a seeded random pick)."""
+    app_ids = [g["appid"] for g in json.loads(body)["response"]["games"]]
+    picked = random.Random(steam_id).sample(app_ids, int(len(app_ids) * share))
+    requests.post(
+        f"{url}/_sim/libraries/{steam_id}",
+        json={"bump_playtime": {str(a): 30 for a in picked}},
+        timeout=10,
+    ).raise_for_status()
+    return len(picked)
+
+
+def measure_size(runtime: Runtime, games: int) -> dict[str, Any]:
+    """Medians over ROUNDS libraries of `games` games: each case, and the floor."""
+    settings = runtime.settings
+    url = settings.steam_api_base_url
+    engine = SyncEngine(settings, runtime.redis, runtime.pool, lambda: SteamClient(settings))
+    times: dict[str, list[float]] = {case: [] for case in (*CASES, "floor")}
+    for round_ in range(ROUNDS):
+        steam_id = steam_id_for(games, seed=300 + round_)
+        with runtime.pool.connection() as conn:
+            library_id = libraries.register_library(conn, "steam", steam_id)
+        body = serve_body(url, steam_id)
+        times["floor"].append(floor_write(runtime, body))
+        seconds, first = timed_sync(engine, library_id)
+        assert first["new_games"] == games, first
+        times["first sync"].append(seconds)
+        seconds, same = timed_sync(engine, library_id)
+        assert (same["new_games"], same["updated_games"]) == (0, 0), same
+        times["unchanged"].append(seconds)
+        for case, share in (("1 % changed", 0.01), ("10 % changed", 0.10)):
+            changed = bump_playtimes(url, steam_id, body, share)
+            serve_body(url, steam_id)  # the simulator builds the changed body untimed
+            seconds, outcome = timed_sync(engine, library_id)
+            assert outcome["updated_games"] == changed, (case, outcome)
+            times[case].append(seconds)
+    return {case: statistics.median(values) for case, values in times.items()}
+
+
+def peak_rss_mb(runtime: Runtime, games: int) -> float:
+    """Peak RSS of a `sync-worker sync` child process syncing a fresh library."""
+    steam_id = steam_id_for(games, seed=500)
     result = subprocess.run(
-        [sys.executable, "-m", "bench.peak_rss", *module_args],
-        env=env,
+        [sys.executable, "-m", "bench.peak_rss", "sync_worker.cli", "sync", "--steam-id", steam_id],
+        env=child_env(runtime),
         capture_output=True,
         text=True,
     )
-    elapsed = time.perf_counter() - started
     if result.returncode != 0:
-        raise SystemExit(
-            f"{module_args} exited {result.returncode}: {result.stdout}{result.stderr}"
-        )
+        raise SystemExit(f"sync of {games} games exited {result.returncode}: {result.stderr}")
     peak_kb = next(
         int(line.removeprefix(MARKER))
         for line in result.stderr.splitlines()
         if line.startswith(MARKER)
     )
-    return elapsed, peak_kb / 1024, result.stdout
+    return peak_kb / 1024
 
 
-def main() -> None:
-    """Print the big-library figures."""
-    with bench_runtime() as (runtime, simulator):
-        env = child_env(runtime)
-        steam_id = steam_id_for(GAMES, seed=77)
-        sync = ["sync_worker.cli", "sync", "--steam-id", steam_id, "--json"]
-
-        started = time.perf_counter()
-        body = requests.get(
-            f"{simulator.url}/IPlayerService/GetOwnedGames/v1/",
-            params={
-                "key": BENCH_KEY,
-                "steamid": steam_id,
-                "include_appinfo": 1,
-                "include_played_free_games": 1,
-            },
-            timeout=60,
-        ).json()
-        fetch_s = time.perf_counter() - started
-        assert body["response"]["game_count"] == GAMES
-
-        _, import_rss, _ = run_measured(["sync_worker.cli", "--help"], env)
-        first_s, first_rss, first_out = run_measured(sync, env)
-        again_s, again_rss, again_out = run_measured(sync, env)
-        first, again = json.loads(first_out), json.loads(again_out)
-        assert first["status"] == "completed" and first["new_games"] == GAMES, first
-        assert (again["new_games"], again["updated_games"]) == (0, 0), again
-
-        print(f"big library sync: {GAMES:,} games, batch size {runtime.settings.sync_batch_size}")
-        print(
-            f"  first sync (sync-worker sync, whole process)  {first_s:6.2f} s   peak RSS {first_rss:6.1f} MB"
-        )
-        print(
-            f"  unchanged re-sync                             {again_s:6.2f} s   peak RSS {again_rss:6.1f} MB"
-        )
-        print(f"  baseline: bare fetch + JSON parse             {fetch_s:6.2f} s")
-        print(
-            f"  baseline: `sync-worker --help` (imports only)              peak RSS {import_rss:6.1f} MB"
-        )
+def main() -> dict[str, Any]:
+    """Print the big-library table; return its figures."""
+    results: dict[str, Any] = {}
+    with bench_runtime() as (base, _), simulator_process(base) as runtime:
+        for games in SIZES:
+            results[str(games)] = measure_size(runtime, games)
+        rss = {str(games): peak_rss_mb(runtime, games) for games in RSS_SIZES}
+    print(
+        f"big libraries: a long-lived engine, batch size {runtime.settings.sync_batch_size},"
+        f" medians of {ROUNDS} libraries; x = ratio to the floor's fresh write"
+    )
+    for games in SIZES:
+        figures = results[str(games)]
+        floor = figures["floor"]
+        print(f"  {games:,} games   floor (COPY + one upsert, one table) {floor:5.2f} s")
+        for case in CASES:
+            ratio = figures[case] / floor
+            target = f"target <= {TARGETS[case]:.1f}x" if case in TARGETS else ""
+            print(f"    {case:<14} {figures[case]:6.2f} s  {ratio:5.2f}x  {target}")
+    base = rss[str(RSS_SIZES[0])]
+    print("  peak RSS of `sync-worker sync` (whole process), x = ratio to 1,000 games")
+    for games in RSS_SIZES:
+        print(f"    {games:>6,} games  {rss[str(games)]:6.1f} MB  {rss[str(games)] / base:5.2f}x")
+    results["peak_rss_mb"] = rss
+    return results
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,3 +40,39 @@ def child_env(runtime: Runtime) -> dict[str, str]:
         LOG_LEVEL="WARNING",
     )
     return env
+
+
+@contextmanager
+def simulator_process(runtime: Runtime) -> Iterator[Runtime]:
+    """The runtime re-pointed at a simulator in its own process.
+
+    A simulator thread in the measuring process competes for the GIL with the parsing
+    thread on every chunk it sends (a 10 MB answer is ~160 hand-overs): the figures
+    would include that, which a real Steam never costs.
+    """
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sync_worker.cli",
+            "simulator",
+            "--port=0",
+            f"--api-key={BENCH_KEY}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        url = child.stdout.readline().split()[3]  # "Steam simulator on <url> (key ...)"
+        settings = runtime.settings.model_copy(
+            update={"steam_api_base_url": url, "steam_store_base_url": url}
+        )
+        moved = Runtime(settings)
+        try:
+            yield moved
+        finally:
+            moved.close()
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
