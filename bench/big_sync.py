@@ -83,7 +83,7 @@ def floor_write(runtime: Runtime, body: bytes) -> float:
                 g.playtime_minutes,
                 g.playtime_2weeks_minutes,
                 g.last_played_at,
-                b"\x01" + g.raw_json.encode(),  # jsonb's binary format: version, then text
+                b"\x01" + g.raw_json,  # jsonb's binary format: version, then text
             )
             for g in owned.games(0, len(owned))
         ]

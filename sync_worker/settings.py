@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None  # None: json in production
 
     # Sync engine tuning.
-    sync_batch_size: int = Field(default=5_000, ge=1, le=10_000)  # games per transaction (measured: bench)
+    sync_batch_size: int = Field(
+        default=5_000, ge=1, le=10_000
+    )  # games per transaction (measured: bench)
     # Skip the slices of a library whose stored digest matches (docs/performance.md).
     # False writes every game, as the equivalence test's reference does.
     sync_differential: bool = True

@@ -20,7 +20,7 @@ class OwnedGame:
     playtime_minutes: int
     playtime_2weeks_minutes: int
     last_played_at: datetime | None
-    raw_json: str  # the platform's whole entry, stored as `raw_data`
+    raw_json: bytes  # the platform's whole entry (UTF-8 JSON), stored as `raw_data`
 
     @property
     def sort_key(self) -> int:

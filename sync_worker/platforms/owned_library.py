@@ -129,16 +129,24 @@ class OwnedLibraryBuilder:
     def build(self, decode: Decode) -> OwnedLibrary:
         """The library, sorted by id; a repeated id keeps its last entry (as Steam means it)."""
         self._spill.seal()
-        keys, ends = self._keys, self._ends
+        keys, ends, hashes = self._keys, self._ends, self._hashes
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: repeats keep order
-        kept = [i for n, i in enumerate(order, 1) if n == len(order) or keys[order[n]] != keys[i]]
-        hashes = memoryview(self._hashes)
+        # Arrays filled one game at a time: a list of 50,000 slices would cost 10 MB.
+        kept = array(
+            "q", (i for n, i in enumerate(order, 1) if n == len(order) or keys[order[n]] != keys[i])
+        )
+        del order
+        sorted_hashes = bytearray(len(kept) * _HASH_BYTES)
+        for position, i in enumerate(kept):
+            sorted_hashes[position * _HASH_BYTES : (position + 1) * _HASH_BYTES] = hashes[
+                i * _HASH_BYTES : (i + 1) * _HASH_BYTES
+            ]
         return OwnedLibrary(
             self._spill,
             array("q", (keys[i] for i in kept)),
             array("q", (ends[i - 1] if i else 0 for i in kept)),
             array("q", (ends[i] for i in kept)),
-            b"".join(hashes[i * _HASH_BYTES : (i + 1) * _HASH_BYTES] for i in kept),
+            sorted_hashes,
             decode,
         )
 
@@ -152,7 +160,7 @@ class OwnedLibrary:
         keys: array[int],
         offsets: array[int],
         ends: array[int],
-        hashes: bytes,
+        hashes: bytes | bytearray,
         decode: Decode,
     ) -> None:
         self._spill = spill
@@ -214,7 +222,7 @@ class OwnedIds(Collection[str]):
         return position < len(self._keys) and self._keys[position] == int(item)
 
 
-def _slices(keys: array[int], hashes: bytes) -> list[Slice]:
+def _slices(keys: array[int], hashes: bytes | bytearray) -> list[Slice]:
     slices: list[Slice] = []
     start = 0
     while start < len(keys):

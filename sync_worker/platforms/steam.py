@@ -137,12 +137,12 @@ def _decode_entry(entry: bytes) -> OwnedGame:
         raw = orjson.loads(entry)
     except orjson.JSONDecodeError:
         raw = json.loads(entry)
-    game = normalise_game(raw, entry.decode())
+    game = normalise_game(raw, entry)
     assert game is not None  # only entries with an app id are kept
     return game
 
 
-def normalise_game(raw: Any, raw_json: str | None = None) -> OwnedGame | None:
+def normalise_game(raw: Any, raw_json: bytes | None = None) -> OwnedGame | None:
     """One GetOwnedGames entry as we store it; None for entries without a usable app id.
 
     `raw_json` is the entry's JSON text when the caller has it (else it is serialised).
@@ -164,7 +164,7 @@ def normalise_game(raw: Any, raw_json: str | None = None) -> OwnedGame | None:
             if last_played >= EARLIEST_REAL_PLAY
             else None
         ),
-        raw_json=raw_json if raw_json is not None else json.dumps(raw, ensure_ascii=False),
+        raw_json=raw_json if raw_json is not None else json.dumps(raw, ensure_ascii=False).encode(),
     )
 
 

@@ -138,7 +138,7 @@ def write_batch(
                         g.playtime_minutes,
                         g.playtime_2weeks_minutes,
                         g.last_played_at,
-                        _JSONB_VERSION + g.raw_json.encode(),
+                        _JSONB_VERSION + g.raw_json,
                     )
                 )
         unchanged = cur.execute(_DROP_UNCHANGED, params).rowcount

@@ -259,10 +259,12 @@ class _Run:
                 )
             self.unrecorded_calls = 0
             self.games_processed = batch.end  # unchanged slices before it included
+            last_title = games[-1].title
+            del games  # before the next batch is built: one batch in memory, not two
             self.progress.batch(
                 self.games_processed,
                 len(owned),
-                current_game=games[-1].title,
+                current_game=last_title,
                 started_at=self.started_at,
             )
             if self.engine.after_batch is not None:

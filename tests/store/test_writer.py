@@ -18,7 +18,7 @@ def game(app_id: int, playtime: int = 10, title: str | None = "A Game") -> Owned
         playtime_minutes=playtime,
         playtime_2weeks_minutes=0,
         last_played_at=None,
-        raw_json=json.dumps({"appid": app_id, "playtime_forever": playtime}),
+        raw_json=json.dumps({"appid": app_id, "playtime_forever": playtime}).encode(),
     )
 
 
