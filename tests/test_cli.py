@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from sync_worker.ratelimit import RateLimiter
 from sync_worker.simulator import ProfileKind, steam_id_for
@@ -128,3 +130,24 @@ def test_cancel_command_on_an_idle_library_says_there_is_nothing_to_cancel(
     assert result.returncode == 0 and "nothing to cancel" in result.stdout
     status = cli(subprocess_env, "status", "--library-id", library_id)
     assert json.loads(status.stdout)["status"] == "never_synced"
+
+
+def test_help_and_usage_errors_import_nothing_heavy():
+    """`--help` answers without loading Dramatiq, psycopg, redis, requests or pydantic."""
+    probe = (
+        "import sys\n"
+        "from sync_worker import cli\n"
+        "for argv in (['--help'], ['sync', '--help'], ['no-such-command']):\n"
+        "    try:\n"
+        "        cli.main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "heavy = ('dramatiq', 'psycopg', 'redis', 'requests', 'pydantic', 'structlog')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage: sync-worker" in result.stdout and "invalid choice" in result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,238 @@
+"""What each `sync-worker` subcommand does (the CLI imports this only to run one).
+
+Kept apart from `cli` so `sync-worker --help` and argument errors import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from .actors import queue_enrichment
+from .client import cancel_sync, get_status, register_steam_library, request_sync
+from .demo import run_demo
+from .enrich.queueing import claim_age, max_age, queue_all
+from .errors import (
+    ConfigurationError,
+    Interrupted,
+    SyncAlreadyRunning,
+    SyncWorkerError,
+    TransientError,
+)
+from .infrastructure import infrastructure_error
+from .platforms.steam import SteamClient
+from .ratelimit import Admission, RateLimiter
+from .runtime import Runtime, get_runtime
+from .schedule.scheduler import run_tick
+from .settings import get_settings
+from .simulator import SimulatorServer
+from .store import libraries
+from .store.catalog import enrichment_counts
+from .store.migrations import migrate
+from .sync.engine import SyncEngine, SyncOutcome
+from .sync.progress import ProgressPublisher
+
+EXIT_OK, EXIT_SYNC_FAILED = 0, 1
+CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient
+
+
+class CommandFailed(Exception):
+    """A command's one-line failure, with the library it concerns when there is one."""
+
+    def __init__(self, error: SyncWorkerError, library_id: str | None = None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.library_id = library_id
+
+
+def ready_runtime() -> Runtime:
+    """The runtime, with both servers answering (a clear error within seconds otherwise)."""
+    runtime = get_runtime()
+    runtime.check(within_s=CHECK_WITHIN_S)
+    return runtime
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations (the Procfile's release phase)."""
+    with ready_runtime().pool.connection() as conn:
+        applied = migrate(conn)
+    print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
+    return EXIT_OK
+
+
+def cmd_simulator(args: argparse.Namespace) -> int:
+    """Serve the Steam simulator in the foreground."""
+    try:
+        server = SimulatorServer(host=args.host, port=args.port, api_key=args.api_key)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise ConfigurationError(
+            f"port {args.port} is already in use; choose another with --port."
+        ) from None
+    print(f"Steam simulator on {server.url} (key {args.api_key!r}); Ctrl-C stops it", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+    return EXIT_OK
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Register the account if needed and run one sync to completion in this process."""
+    runtime = ready_runtime()
+    if not get_settings().database_url:  # embedded database: make it ready to use
+        with runtime.pool.connection() as conn:
+            migrate(conn)
+    # Same buckets as the workers; inline there is no queue to step back into, so wait.
+    limiter = RateLimiter.from_settings(
+        runtime.redis, runtime.settings, max_wait_s=None, on_wait=_say_waiting
+    )
+    steam = SteamClient(runtime.settings, gate=limiter)
+    library_id: str | None = None
+    try:
+        steam_id = steam.resolve_identity(args.steam_id)
+        with runtime.pool.connection() as conn:
+            library_id = libraries.find_library(conn, "steam", steam_id)
+            if library_id is None:
+                library_id = libraries.register_library(conn, "steam", steam_id)
+        engine = SyncEngine(
+            runtime.settings,
+            runtime.redis,
+            runtime.pool,
+            lambda: SteamClient(runtime.settings, gate=limiter),
+        )
+        outcome = _sync_when_free(engine, library_id)
+    except (SyncWorkerError, KeyboardInterrupt) as exc:
+        error = _as_error(exc)
+        if library_id is not None and isinstance(exc, TransientError | KeyboardInterrupt):
+            # Nobody retries an inline run: its last event must say how it ended.
+            ProgressPublisher(
+                runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
+            ).final("failed", error)
+        raise CommandFailed(error, library_id) from None
+    _report_outcome(args, outcome)
+    if outcome.status != "completed":
+        return EXIT_SYNC_FAILED
+    queue_enrichment(outcome.library_id)  # for the workers serving `low`, whenever they run
+    return EXIT_OK
+
+
+def _sync_when_free(engine: SyncEngine, library_id: str) -> SyncOutcome:
+    """Sync now; while another run holds the library, wait for it (a held lease means later)."""
+    while True:
+        try:
+            return engine.sync(library_id, "manual")
+        except SyncAlreadyRunning as exc:
+            print(
+                "waiting for the sync already running for this library to finish",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(max(exc.retry_after_s, 0.2))
+
+
+def _say_waiting(bucket: str, admission: Admission) -> None:
+    used = (
+        "backing off after a 429"
+        if admission.used < 0
+        else f"{admission.used}/{admission.limit} used"
+    )
+    print(
+        f"waiting {admission.retry_after_s:.1f} s for {bucket} budget ({used})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    """Register the account if needed and queue a sync for the workers."""
+    ready_runtime()
+    library_id = register_steam_library(args.steam_id)
+    message_id = request_sync(library_id, force=args.force, sync_type=args.type)
+    print(json.dumps({"library_id": library_id, "message_id": message_id}))
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a library's latest progress event."""
+    ready_runtime()
+    print(json.dumps(get_status(args.library_id)))
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel a library's queued or running sync."""
+    ready_runtime()
+    if cancel_sync(args.library_id):
+        print(
+            "cancellation requested: a queued sync is skipped, a running one stops at its next batch"
+        )
+    else:
+        print("nothing to cancel: no sync of this library is queued or running")
+    return EXIT_OK
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Run one auto-sync tick now (what the scheduler process does on AUTO_SYNC_CRON)."""
+    runtime = ready_runtime()
+    now = datetime.now(UTC)
+    result = run_tick(runtime, now, f"by-hand-{now.isoformat()}")
+    print(json.dumps(asdict(result)))
+    return EXIT_OK
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    """Queue store enrichment by hand, or show how far it has got."""
+    runtime = ready_runtime()
+    if args.status:
+        with runtime.pool.connection() as conn:
+            counts = enrichment_counts(conn, "steam", max_age(runtime), claim_age(runtime))
+        print(json.dumps(counts))
+        return EXIT_OK
+    queued = queue_all(runtime, include_stale=args.all_stale)
+    print(json.dumps({"queued": queued}))
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Real syncs through real Dramatiq messages on embedded servers and the simulator."""
+    return run_demo()
+
+
+def _report_outcome(args: argparse.Namespace, outcome: SyncOutcome) -> None:
+    keys = (
+        "library_id",
+        "status",
+        "total_games",
+        "new_games",
+        "updated_games",
+        "removed_games",
+        "api_calls",
+    )
+    summary = {k: getattr(outcome, k) for k in keys}
+    if outcome.error:
+        summary["error"] = outcome.error
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(
+        f"{outcome.status}: {outcome.total_games} games ({outcome.new_games} new, "
+        f"{outcome.updated_games} updated, {outcome.removed_games} removed), "
+        f"{outcome.api_calls} Steam call(s); library {outcome.library_id}"
+    )
+    if outcome.error:
+        print(f"  {outcome.error['code']}: {outcome.error['message']}")
+
+
+def _as_error(exc: BaseException) -> SyncWorkerError:
+    if isinstance(exc, SyncWorkerError):
+        return exc
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted()
+    return infrastructure_error(exc)
