@@ -1,7 +1,22 @@
-"""Run every benchmark: `python -m bench`."""
+"""Run every benchmark: `python -m bench` (`make bench`); figures to bench/results/latest.json."""
 
-from . import big_sync, enrichment, rate_limit, scheduling, writer
+import json
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
 
-for part in (writer, big_sync, rate_limit, scheduling, enrichment):
-    part.main()
+from . import big_sync, enrichment, fleet, middleware, rate_limit, scheduling
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+
+results = {
+    "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+}
+for part in (big_sync, fleet, rate_limit, middleware, scheduling, enrichment):
+    results[part.__name__.removeprefix("bench.")] = part.main()
     print()
+RESULTS.parent.mkdir(exist_ok=True)
+RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+print(f"figures written to {RESULTS}")

@@ -1,119 +1,142 @@
-"""200 libraries, 2 worker processes, a Steam that answers 429 above 30 calls per 2 s.
+"""The global limiter with 8 processes on one bucket, beside the `limits` library.
 
-Figures with our global limiter at 27 per 2 s, and the baseline in the same run: the
-same workload with the window effectively off (only the bucket-wide 429 backoff left).
+1. Never over the limit: 8 processes acquire from one bucket (LIMIT per WINDOW_S) for
+   SECONDS, recording each admission's Redis server time; the busiest sliding window
+   of the run must hold at most LIMIT, and the run should use most of the budget.
+2. Latency: 8 processes acquire as fast as they can from a bucket that never fills:
+   ours (one script: sliding window, daily cap, the shared 429 back-off) beside
+   `limits`' MovingWindowRateLimiter.hit on the same Redis (a sliding window only).
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
-import requests
+import redis
 
-from sync_worker import client
-from sync_worker.broker import reset_broker
-from sync_worker.runtime import Runtime
-from sync_worker.simulator import SimulatorServer, steam_id_for
-from sync_worker.store import libraries
+from sync_worker.ratelimit import Bucket, RateLimiter
 
-from .common import bench_runtime, child_env
+from .common import bench_runtime
 
-LIBRARIES = 200
-STEAM_LIMIT, OUR_LIMIT, WINDOW_S = 30, 27, 2
+PROCESSES = 8
+LIMIT, WINDOW_S, SECONDS = 50, 1.0, 6.0
+LATENCY_SECONDS = 3.0
+UNREACHABLE = 10_000_000  # a limit the latency run never reaches
 
 
-def run(runtime: Runtime, simulator: SimulatorServer, our_limit: int) -> dict[str, float]:
-    """Sync every library once through two worker processes; return the figures."""
-    requests.post(f"{simulator.url}/_sim/reset", timeout=5)
-    requests.post(
-        f"{simulator.url}/_sim/rate-limit",
-        json={"calls": STEAM_LIMIT, "window_s": WINDOW_S},
-        timeout=5,
-    )
-    runtime.redis.flushdb()
-    with runtime.pool.connection() as conn:
-        conn.execute("TRUNCATE user_libraries, games, library_games, sync_runs CASCADE")
-        ids = [
-            libraries.register_library(conn, "steam", steam_id_for(5 + i % 20, seed=i))
-            for i in range(LIBRARIES)
-        ]
-    env = {
-        **child_env(runtime),
-        "STEAM_WEBAPI_CALLS_PER_WINDOW": str(our_limit),
-        "STEAM_WEBAPI_WINDOW_SECONDS": str(WINDOW_S),
-        "STEAM_429_BACKOFF_S": "1",
-        "RATE_LIMIT_MAX_WAIT_S": "5",
-    }
-    log = Path(tempfile.mkdtemp()) / "workers.log"
-    with log.open("w") as out:
-        workers = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "sync_worker.worker",
-                "--processes",
-                "2",
-                "--threads",
-                "2",
-                "--queues",
-                "high",
-                "default",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+def _child(mode: str, redis_url: str, bucket: str, seconds: float) -> list[float]:
+    """One contending process: admission server times (ms), or per-call latencies (s)."""
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + seconds
+    results: list[float] = []
+    if mode == "limits":
+        from limits import RateLimitItemPerSecond
+        from limits.storage import RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        moving = MovingWindowRateLimiter(
+            RedisStorage("redis://unused", connection_pool=client.connection_pool)
         )
-        try:
-            started = time.monotonic()
-            for library_id in ids:
-                client.request_sync(library_id)
-            while True:
-                with runtime.pool.connection() as conn:
-                    row = conn.execute(
-                        "SELECT count(*) FROM sync_runs WHERE status = 'completed'"
-                    ).fetchone()
-                if row is not None and row[0] == LIBRARIES:
-                    break
-                if time.monotonic() - started > 300:
-                    raise SystemExit("timed out")
-                time.sleep(0.1)
-            elapsed = time.monotonic() - started
-        finally:
-            workers.terminate()
-            workers.wait(timeout=30)
-            reset_broker()
-    stats = requests.get(f"{simulator.url}/_sim/stats", timeout=5).json()
-    return {
-        "seconds": elapsed,
-        "rate": LIBRARIES / elapsed,
-        "peak": stats["peak_window_calls"],
-        "rejected": stats["rejected_429"],
-        "calls": stats["total"],
+        item = RateLimitItemPerSecond(UNREACHABLE, 10)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            assert moving.hit(item, bucket)
+            results.append(time.perf_counter() - started)
+        return results
+    limit, window_s = (LIMIT, WINDOW_S) if mode == "contended" else (UNREACHABLE, 10.0)
+    limiter = RateLimiter(
+        client, {bucket: Bucket(bucket, limit, window_s, 1 << 53)}, max_wait_s=None
+    )
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        admission = limiter.acquire(bucket)
+        elapsed = time.perf_counter() - started
+        results.append(admission.server_time_ms if mode == "contended" else elapsed)
+    return results
+
+
+def run_processes(mode: str, redis_url: str, bucket: str, seconds: float) -> list[float]:
+    """Start PROCESSES children at once; return all their results together."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.rate_limit", mode, redis_url, bucket, str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(PROCESSES)
+    ]
+    results: list[float] = []
+    for child in children:
+        out, _ = child.communicate(timeout=seconds + 60)
+        if child.returncode != 0:
+            raise SystemExit(f"a {mode} child exited {child.returncode}")
+        results += json.loads(out)
+    return results
+
+
+def busiest_window(times_ms: list[float], window_ms: float) -> int:
+    """The most admissions in any window of `window_ms` (two pointers over sorted times)."""
+    times = sorted(times_ms)
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window_ms:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def main() -> dict[str, Any]:
+    """Print both parts; return their figures."""
+    with bench_runtime() as (runtime, _):
+        url = str(runtime.settings.redis_url)
+        runtime.redis.flushdb()
+        admitted = run_processes("contended", url, "bench_contended", SECONDS)
+        ours = run_processes("ours", url, "bench_latency_ours", LATENCY_SECONDS)
+        theirs = run_processes("limits", url, "bench_latency_limits", LATENCY_SECONDS)
+    span_s = (max(admitted) - min(admitted)) / 1000
+    allowed = LIMIT * (span_s / WINDOW_S + 1)  # windows the admissions spanned, the first full
+    peak = busiest_window(admitted, WINDOW_S * 1000)
+
+    def per_call(latencies: list[float]) -> tuple[float, float, float]:
+        ordered = sorted(latencies)
+        median_ms = statistics.median(ordered) * 1000
+        p99_ms = ordered[int(len(ordered) * 0.99)] * 1000
+        return median_ms, p99_ms, len(ordered) / LATENCY_SECONDS
+
+    figures = {
+        "admitted": len(admitted),
+        "busiest_window": peak,
+        "limit": LIMIT,
+        "budget_used": len(admitted) / allowed,
+        "ours_ms": per_call(ours),
+        "limits_ms": per_call(theirs),
     }
-
-
-def main() -> None:
-    """Print both runs."""
-    with bench_runtime() as (runtime, simulator):
-        ours = run(runtime, simulator, OUR_LIMIT)
-        baseline = run(runtime, simulator, 100_000)
+    print(f"rate limiter: {PROCESSES} processes on one bucket of {LIMIT} per {WINDOW_S:g} s")
     print(
-        f"rate limit: {LIBRARIES} libraries, 2 worker processes, Steam answers 429 above {STEAM_LIMIT}/{WINDOW_S}s"
+        f"  {SECONDS:g} s contended: {len(admitted)} admitted, busiest window {peak}/{LIMIT}"
+        f" (must be <= {LIMIT}), budget used {figures['budget_used']:.0%}"
     )
-    for name, r in (
-        ("global limiter at 27/2s", ours),
-        ("baseline: no window, 429 backoff only", baseline),
-    ):
-        print(
-            f"  {name:<40} {r['seconds']:5.1f} s  {r['rate']:5.1f} syncs/s  Steam calls {r['calls']:4.0f}"
-            f"  429s {r['rejected']:4.0f}  busiest window {r['peak']:3.0f}/{STEAM_LIMIT}"
-        )
+    ours_median, ours_p99, ours_rate = figures["ours_ms"]
+    limits_median, limits_p99, limits_rate = figures["limits_ms"]
+    print(
+        f"  acquire, never full:  ours   median {ours_median:5.2f} ms  p99 {ours_p99:5.2f} ms"
+        f"  {ours_rate:7,.0f}/s   (window + daily cap + shared 429 back-off)"
+    )
+    print(
+        f"  baseline: limits      median {limits_median:5.2f} ms  p99 {limits_p99:5.2f} ms"
+        f"  {limits_rate:7,.0f}/s   (moving window only)   ours/limits median"
+        f" {ours_median / limits_median:4.2f}x"
+    )
+    return figures
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5:  # a child: mode, redis url, bucket, seconds
+        print(json.dumps(_child(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]))))
+    else:
+        main()
