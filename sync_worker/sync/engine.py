@@ -1,10 +1,12 @@
-"""The sync engine: one library, fetched once, written in checkpointed batches.
+"""The sync engine: one library, fetched once, its changed slices written in checkpointed batches.
 
 Plain synchronous Python (no Dramatiq): the actor, the CLI and the tests drive it alike.
-Per batch, one transaction holds the fence check, the rows and the checkpoint with its
-counts; then progress is published and interruptions are checked (cancellation, a lost
-lease, a stopping worker). A crash anywhere leaves the checkpoint at the last committed
-batch, and the next attempt resumes the same `sync_runs` row.
+Slices whose digest matches the one stored with their rows are skipped (see
+docs/performance.md). Per batch, one transaction holds the fence check, the rows, the
+digests of the slices the batch finishes and the checkpoint with its counts; then
+progress is published and interruptions are checked (cancellation, a lost lease, a
+stopping worker). A crash anywhere leaves the checkpoint at the last committed batch,
+and the next attempt resumes the same `sync_runs` row.
 """
 
 from __future__ import annotations
