@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -149,8 +150,8 @@ def started(runtime: Runtime, library_id: str) -> bool:
     return row is not None
 
 
-def main() -> None:
-    """Print the enrichment figures."""
+def main() -> dict[str, Any]:
+    """Print the enrichment figures; return them."""
     logs = Path(tempfile.mkdtemp())
     web_port, store_port = free_port(), free_port()
     with bench_runtime() as (runtime, _in_process_simulator):
@@ -243,6 +244,7 @@ def main() -> None:
     )
     print(f"  30,000-game manual sync, median of {ROUNDS} (queue wait + run):")
     idle_run = statistics.median(t.run_s for t in seconds["idle"])
+    figures: dict[str, Any] = {"store_calls_per_app": calls / distinct}
     for condition, timings in seconds.items():
         wait_s = statistics.median(t.wait_s for t in timings)
         run_s = statistics.median(t.run_s for t in timings)
@@ -255,6 +257,8 @@ def main() -> None:
         print(
             f"    {label:<48} wait {wait_s:5.2f} s  run {run_s:5.2f} s  ratio {run_s / idle_run:.2f}{extra}"
         )
+        figures[condition] = {"wait_s": wait_s, "run_s": run_s}
+    return figures
 
 
 if __name__ == "__main__":
