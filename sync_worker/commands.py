@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 from .actors import queue_enrichment
+from .cli import EXIT_OK, EXIT_SYNC_FAILED  # defined beside the parser that documents them
 from .client import cancel_sync, get_status, register_steam_library, request_sync
 from .demo import run_demo
 from .enrich.queueing import claim_age, max_age, queue_all
@@ -37,7 +38,6 @@ from .store.migrations import migrate
 from .sync.engine import SyncEngine, SyncOutcome
 from .sync.progress import ProgressPublisher
 
-EXIT_OK, EXIT_SYNC_FAILED = 0, 1
 CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient
 
 
