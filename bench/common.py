@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sync_worker.runtime import Runtime
 from sync_worker.sandbox import sandbox
@@ -16,6 +18,8 @@ from sync_worker.simulator import SimulatorServer
 BENCH_DATABASE = "sync_worker_bench"
 BENCH_REDIS_DB = 3
 BENCH_KEY = "bench-key"
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -76,3 +80,23 @@ def simulator_process(runtime: Runtime) -> Iterator[Runtime]:
     finally:
         child.terminate()
         child.wait(timeout=10)
+
+
+def wait(predicate: Callable[[], T], timeout_s: float, what: str, poll_s: float = 0.05) -> T:
+    """The predicate's first truthy value, polled every `poll_s`; SystemExit after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def completed_runs(runtime: Runtime) -> int:
+    """How many sync runs have completed so far."""
+    with runtime.pool.connection() as conn:
+        [(done,)] = conn.execute(
+            "SELECT count(*) FROM sync_runs WHERE status = 'completed'"
+        ).fetchall()
+    return int(done)

@@ -34,7 +34,7 @@ from sync_worker.simulator import steam_id_for
 from sync_worker.store import libraries
 from sync_worker.store.catalog import enrichment_counts
 
-from .common import BENCH_KEY, bench_runtime, child_env
+from .common import BENCH_KEY, bench_runtime, child_env, wait
 
 ROUNDS = 3  # rounds of the three conditions, after a warm-up round
 ENV = {"STEAM_STORE_CALLS_PER_WINDOW": "1000000", "STEAM_STORE_WINDOW_SECONDS": "60"}
@@ -51,16 +51,6 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen(
             [sys.executable, "-m", *args], env=env, stdout=out, stderr=subprocess.STDOUT
         )
-
-
-def wait(predicate, timeout_s: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def answers(url: str) -> bool:

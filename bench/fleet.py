@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store import libraries
 
-from .common import bench_runtime, child_env, simulator_process
+from .common import bench_runtime, child_env, completed_runs, simulator_process, wait
 
 LIBRARIES = 1_000
 STEAM_LIMIT, WINDOW_S = 30, 2.0  # 15 calls/s: a pass takes about a minute
@@ -59,8 +58,7 @@ def run_pass(runtime: Runtime, library_ids: list[str], sync_type: str) -> dict[s
         f"{url}/_sim/rate-limit", json={"calls": STEAM_LIMIT, "window_s": WINDOW_S}, timeout=5
     ).raise_for_status()
     runtime.redis.flushdb()
-    with runtime.pool.connection() as conn:
-        [(before,)] = conn.execute("SELECT count(*) FROM sync_runs").fetchall()
+    before = completed_runs(runtime)
     env = {
         **child_env(runtime),
         "STEAM_WEBAPI_CALLS_PER_WINDOW": str(STEAM_LIMIT),
@@ -75,18 +73,13 @@ def run_pass(runtime: Runtime, library_ids: list[str], sync_type: str) -> dict[s
             stderr=subprocess.STDOUT,
         )
         try:
-            started = time.monotonic()
             client.request_syncs(library_ids, sync_type=sync_type)
-            while True:
-                with runtime.pool.connection() as conn:
-                    [(done,)] = conn.execute(
-                        "SELECT count(*) FROM sync_runs WHERE status = 'completed'"
-                    ).fetchall()
-                if done - before >= len(library_ids):
-                    break
-                if time.monotonic() - started > PASS_TIMEOUT_S:
-                    raise SystemExit(f"timed out; worker log: {log}")
-                time.sleep(0.1)
+            wait(
+                lambda: completed_runs(runtime) - before >= len(library_ids),
+                PASS_TIMEOUT_S,
+                f"the pass's syncs (worker log: {log})",
+                poll_s=0.1,
+            )
         finally:
             workers.terminate()
             workers.wait(timeout=60)

@@ -22,7 +22,7 @@ from sync_worker.simulator import steam_id_for
 from sync_worker.store import libraries
 from sync_worker.sync.engine import SyncEngine
 
-from .common import bench_runtime, child_env, simulator_process
+from .common import bench_runtime, child_env, completed_runs, simulator_process, wait
 
 MESSAGES = 300
 ROUNDS = 3
@@ -48,22 +48,18 @@ def _child(variant: str) -> dict[str, float]:
         )
     with runtime.pool.connection() as conn:
         ids = [str(row[0]) for row in conn.execute("SELECT library_id FROM user_libraries")]
-        [(before,)] = conn.execute("SELECT count(*) FROM sync_runs").fetchall()
+    before = completed_runs(runtime)
     for library_id in ids:
         actor.send(library_id)
     consumer = dramatiq.Worker(broker, worker_threads=1, queues={"high"})
     started = time.perf_counter()
     consumer.start()
-    while True:
-        with runtime.pool.connection() as conn:
-            [(done,)] = conn.execute(
-                "SELECT count(*) FROM sync_runs WHERE status = 'completed'"
-            ).fetchall()
-        if done - before >= len(ids):
-            break
-        if time.perf_counter() - started > CHILD_TIMEOUT_S:
-            raise SystemExit(f"{variant}: {done - before} of {len(ids)} done in time")
-        time.sleep(0.01)
+    wait(
+        lambda: completed_runs(runtime) - before >= len(ids),
+        CHILD_TIMEOUT_S,
+        f"{variant}'s {len(ids)} syncs",
+        poll_s=0.01,
+    )
     elapsed = time.perf_counter() - started
     consumer.stop()
     return {"seconds": elapsed, "messages": len(ids)}
