@@ -29,5 +29,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	-[ -x $(BIN)/python ] && $(BIN)/python -m sync_worker.local stop
+	-[ -x $(BIN)/python ] && $(BIN)/python -m sync_worker.local stop .sync-worker
 	rm -rf $(VENV) .sync-worker .mypy_cache .ruff_cache .pytest_cache *.egg-info

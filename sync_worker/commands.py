@@ -30,7 +30,6 @@ from .platforms.steam import SteamClient
 from .ratelimit import Admission, RateLimiter
 from .runtime import Runtime, get_runtime
 from .schedule.scheduler import run_tick
-from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries
 from .store.catalog import enrichment_counts
@@ -86,9 +85,6 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     """Register the account if needed and run one sync to completion in this process."""
     runtime = ready_runtime()
-    if not get_settings().database_url:  # embedded database: make it ready to use
-        with runtime.pool.connection() as conn:
-            migrate(conn)
     # Same buckets as the workers; inline there is no queue to step back into, so wait.
     limiter = RateLimiter.from_settings(
         runtime.redis, runtime.settings, max_wait_s=None, on_wait=_say_waiting

@@ -2,7 +2,7 @@
 
 URL resolution lives here: explicit `DATABASE_URL` / `REDIS_URL` win; outside production
 the missing ones come from the embedded servers; in production a missing URL is an error.
-Both clients fail fast (seconds, not minutes) when their server is unreachable.
+The embedded default database is migrated on first use. Both clients fail fast (seconds, not minutes) when their server is unreachable.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from redis.retry import Retry
 from .errors import ConfigurationError, DatabaseUnavailable, RedisUnavailable
 from .local import EmbeddedServers
 from .settings import Settings, get_settings
+from .store.migrations import migrate
 
 EMBEDDED_DATABASE = "sync_worker"
 # Server-side guards (milliseconds): a statement that hangs, or a transaction left open by
@@ -42,8 +43,12 @@ def resolve_settings(settings: Settings) -> Settings:
     urls = servers.acquire()
     database_url = settings.database_url
     if not database_url:
+        # The embedded default is ready to use by any command, without `migrate` first.
+        # Production (an explicit DATABASE_URL) migrates in its release phase only.
         servers.ensure_database(urls, EMBEDDED_DATABASE)
         database_url = urls.database_url(EMBEDDED_DATABASE)
+        with psycopg.connect(database_url) as conn:
+            migrate(conn)
     return settings.model_copy(
         update={"database_url": database_url, "redis_url": settings.redis_url or urls.redis_url()}
     )

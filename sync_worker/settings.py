@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     redis_connect_timeout_s: float = Field(default=2.0, gt=0)
     sync_worker_env: Literal["development", "test", "production"] = "development"
-    sync_worker_home: Path = Path(".sync-worker")
+    # One per user, whatever the current directory: every command finds the same servers.
+    sync_worker_home: Path = Field(default_factory=lambda: default_home())
 
     # Steam.
     steam_api_key: SecretStr | None = None
@@ -120,6 +121,12 @@ class Settings(BaseSettings):
         if self.log_format is not None:
             return self.log_format
         return "json" if self.is_production else "console"
+
+
+def default_home() -> Path:
+    """The per-user data directory of the embedded servers (XDG: ~/.local/share/sync-worker)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "sync-worker"
 
 
 @lru_cache(maxsize=1)

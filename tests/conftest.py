@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,9 @@ from sync_worker.store.migrations import migrate
 from sync_worker.sync.engine import AfterBatch, SyncEngine
 
 TEST_KEY = "test-key-5EC12E7-do-not-log"
+# The suite's embedded servers live in the checkout (`make clean` removes them), not in the
+# per-user home: two checkouts' test runs never share a test database. Subprocesses inherit it.
+os.environ.setdefault("SYNC_WORKER_HOME", str(Path(__file__).resolve().parents[1] / ".sync-worker"))
 TEST_DATABASE = "sync_worker_test"
 TEST_REDIS_DB = 1
 
@@ -42,7 +46,7 @@ def server_urls() -> tuple[str, str]:
     redis_url = os.environ.get("TEST_REDIS_URL")
     if database_url and redis_url:
         return database_url, redis_url
-    servers = EmbeddedServers(Settings(_env_file=None).sync_worker_home)  # type: ignore[call-arg]
+    servers = EmbeddedServers(Path(os.environ["SYNC_WORKER_HOME"]))
     urls = servers.acquire()
     servers.ensure_database(urls, TEST_DATABASE)
     return (
