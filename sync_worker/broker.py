@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import dramatiq
 import redis
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker
 from dramatiq.middleware import (
@@ -125,7 +124,11 @@ _broker: SyncBroker | None = None
 
 
 def get_broker() -> SyncBroker:
-    """This process's broker, built on first use, installed globally, with the actors declared."""
+    """This process's broker, built on first use, with the actors declared.
+
+    It is not installed as Dramatiq's global broker: a web service importing the client
+    keeps its own (the worker entry point installs ours, for Dramatiq's and periodiq's CLIs).
+    """
     global _broker
     with _lock:
         if _broker is None:
@@ -134,7 +137,6 @@ def get_broker() -> SyncBroker:
 
             runtime = get_runtime()
             broker = create_broker(runtime.settings, runtime.redis)
-            dramatiq.set_broker(broker)
             actors.declare_actors(broker, runtime.settings)
             _broker = broker
         return _broker

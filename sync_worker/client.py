@@ -12,9 +12,10 @@ import dramatiq
 from . import keys
 from .actors import SYNC_TYPES
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, get_broker
-from .errors import MalformedMessage
+from .errors import MalformedMessage, RateLimitDeferred, RateLimitExhausted
 from .platforms.steam import SteamClient
-from .runtime import get_runtime
+from .ratelimit import RateLimiter
+from .runtime import Runtime, get_runtime
 from .store import libraries
 from .sync.cancels import request_cancel
 from .sync.lease import lease_owners
@@ -26,18 +27,30 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
     """Register (or find) the library of a SteamID64, profile URL or vanity name; return its id.
 
     Vanity names cost one ResolveVanityURL call; a new library also one GetPlayerSummaries
-    call for its display name. Raises InvalidSteamId / VanityNotFound for bad input.
+    call for its display name. Both go through the workers' global rate limit and daily
+    cap, waiting at most RATE_LIMIT_MAX_WAIT_S. Raises InvalidSteamId / VanityNotFound for
+    bad input, RateLimitExhausted (with `retry_after_s`) when there is no budget soon.
     """
     runtime = get_runtime()
-    steam = steam or SteamClient(runtime.settings)
-    steam_id = steam.resolve_identity(identity)
-    with runtime.pool.connection() as conn:
-        existing = libraries.find_library(conn, "steam", steam_id)
-    if existing is not None:
-        return existing
-    name = steam.display_name(steam_id)
+    steam = steam or SteamClient(runtime.settings, gate=_registration_limiter(runtime))
+    try:
+        steam_id = steam.resolve_identity(identity)
+        with runtime.pool.connection() as conn:
+            existing = libraries.find_library(conn, "steam", steam_id)
+        if existing is not None:
+            return existing
+        name = steam.display_name(steam_id)
+    except RateLimitDeferred as exc:
+        raise RateLimitExhausted(exc.retry_after_s, exc.bucket) from None
     with runtime.pool.connection() as conn:
         return libraries.register_library(conn, "steam", steam_id, name)
+
+
+def _registration_limiter(runtime: Runtime) -> RateLimiter:
+    settings = runtime.settings
+    return RateLimiter.from_settings(
+        runtime.redis, settings, max_wait_s=settings.rate_limit_max_wait_s
+    )
 
 
 def sync_message(

@@ -72,6 +72,19 @@ class SteamRateLimited(TransientError):
         self.retry_after_s = retry_after_s
 
 
+class RateLimitExhausted(TransientError):
+    """A call made outside a sync (registering a library) found no budget soon enough."""
+
+    code = "rate_limit_exhausted"
+    default_message = "Steam's rate-limit budget is used up for now; try again later."
+
+    def __init__(self, retry_after_s: float, bucket: str) -> None:
+        super().__init__(
+            f"The {bucket} rate-limit budget is used up; try again in {retry_after_s:.0f} s."
+        )
+        self.retry_after_s = retry_after_s
+
+
 class DatabaseUnavailable(TransientError):
     """PostgreSQL could not be reached or dropped the connection."""
 

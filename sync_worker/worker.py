@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+import dramatiq
+
 from .broker import SyncBroker, get_broker
 from .errors import ConfigurationError, SyncWorkerError
 from .logs import configure_logging
@@ -31,7 +33,9 @@ def boot() -> SyncBroker:
     except SyncWorkerError as exc:
         print(f"sync-worker: {exc.code}: {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_UNAVAILABLE) from None
-    return get_broker()
+    broker = get_broker()
+    dramatiq.set_broker(broker)  # how `dramatiq sync_worker.worker` and periodiq find it
+    return broker
 
 
 broker = boot()

@@ -6,11 +6,13 @@ import json
 import threading
 from collections.abc import Iterator
 
+import dramatiq
 import pytest
+from dramatiq.brokers.stub import StubBroker
 
 from sync_worker import client, keys
 from sync_worker.broker import get_broker, reset_broker
-from sync_worker.errors import MalformedMessage, UnknownLibrary
+from sync_worker.errors import MalformedMessage, RateLimitExhausted, UnknownLibrary
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, wait_for
 
@@ -89,6 +91,42 @@ def test_register_from_vanity_name_resolves_once_and_is_idempotent(runtime, sim)
         (steam_id_for(33), f"Player {steam_id_for(33)[-6:]}")
     ]
     assert sim.stats()["calls"] == {"ResolveVanityURL": 1, "GetPlayerSummaries": 1}
+
+
+def test_registrations_share_the_workers_rate_limit(runtime, sim, monkeypatch):
+    """Six registrations with a budget of 2 calls a minute: one library (2 calls), then
+    a clear, retryable refusal; Steam never sees a third call."""
+    tight = runtime.settings.model_copy(
+        update={
+            "steam_webapi_calls_per_window": 2,
+            "steam_webapi_window_seconds": 60,
+            "rate_limit_max_wait_s": 0.2,
+        }
+    )
+    monkeypatch.setattr(runtime, "settings", tight)
+    registered, refused = [], []
+    for n in range(6):
+        try:
+            registered.append(client.register_steam_library(f"lib{40 + n}"))
+        except RateLimitExhausted as exc:
+            refused.append(exc)
+    assert len(registered) == 1 and len(refused) == 5
+    assert refused[0].code == "rate_limit_exhausted"
+    assert 55 < refused[0].retry_after_s <= 60
+    assert "steam_webapi" in refused[0].message and "try again in" in refused[0].message
+    assert sim.stats()["calls"] == {"ResolveVanityURL": 1, "GetPlayerSummaries": 1}
+    assert fetch_all(runtime, "SELECT count(*) FROM user_libraries") == [(1,)]
+
+
+def test_requests_leave_the_host_applications_global_broker_alone(runtime, register, monkeypatch):
+    """A web service with its own Dramatiq broker keeps it after using the client."""
+    monkeypatch.setattr(dramatiq.broker, "global_broker", None)  # restored after the test
+    host_broker = StubBroker()
+    dramatiq.set_broker(host_broker)
+    library_id = register(steam_id_for(3))
+    client.request_sync(library_id)
+    assert dramatiq.get_broker() is host_broker
+    assert take_message("high").args == (library_id,)  # ours went to Redis all the same
 
 
 def test_a_second_request_while_queued_returns_the_first(runtime, register):
