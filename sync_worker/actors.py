@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 from periodiq import cron
 
+from . import metrics
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW
 from .enrich.engine import enrich_apps
 from .enrich.queueing import ENRICH_ACTOR, max_age, queue_for_library
@@ -66,12 +68,15 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
         lambda: SteamClient(settings, gate=limiter),
         stopping=runtime.stopping,
     )
+    started = time.monotonic()
     try:
         outcome = engine.sync(
             library_id, sync_type, owner=message.message_id if message is not None else None
         )
     except LockLost:
         return  # another attempt took this run over and will finish it
+    written = outcome.new_games + outcome.updated_games + outcome.removed_games
+    metrics.sync_ended(outcome.status, time.monotonic() - started, written)
     log.info("sync.finished", **outcome.to_dict())
     if outcome.status == "completed":
         queue_enrichment(outcome.library_id)

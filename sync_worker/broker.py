@@ -23,6 +23,7 @@ from .middleware import (
     Deduplication,
     Deferrals,
     LogContext,
+    Observability,
     Progress,
     Retries,
     Shutdown,
@@ -44,6 +45,9 @@ def build_middleware(settings: Settings) -> list[Middleware]:
         # First, so every later hook and the actor log with the job's ids; its after-hook
         # runs last, unbinding only when everyone else is done.
         LogContext(),
+        # Dramatiq's Prometheus metrics plus ours, the ops server (/metrics, /health) and
+        # worker heartbeats; first among the rest so its timings include their hooks.
+        Observability(settings.metrics_port),
         # The actor learns its message id here: the id owns the library's lease.
         CurrentMessage(),
         # Dramatiq's defaults, minus its Retries (ours below decides what is transient)

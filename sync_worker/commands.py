@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -27,7 +29,8 @@ from .errors import (
 )
 from .infrastructure import infrastructure_error
 from .platforms.steam import SteamClient
-from .ratelimit import Admission, RateLimiter
+from .progress_bar import SyncProgressBar
+from .ratelimit import RateLimiter
 from .runtime import Runtime, get_runtime
 from .schedule.scheduler import run_tick
 from .simulator import SimulatorServer
@@ -85,9 +88,13 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     """Register the account if needed and run one sync to completion in this process."""
     runtime = ready_runtime()
+    bar = SyncProgressBar(sys.stderr, interactive=sys.stderr.isatty() and not args.json)
+    if bar.interactive and "LOG_LEVEL" not in os.environ:
+        # The bar says what INFO lines would, and they would break its line.
+        logging.getLogger().setLevel(logging.WARNING)
     # Same buckets as the workers; inline there is no queue to step back into, so wait.
     limiter = RateLimiter.from_settings(
-        runtime.redis, runtime.settings, max_wait_s=None, on_wait=_say_waiting
+        runtime.redis, runtime.settings, max_wait_s=None, on_wait=bar.waiting
     )
     steam = SteamClient(runtime.settings, gate=limiter)
     library_id: str | None = None
@@ -102,8 +109,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
             runtime.redis,
             runtime.pool,
             lambda: SteamClient(runtime.settings, gate=limiter),
+            on_event=bar.event,
         )
-        outcome = _sync_when_free(engine, library_id)
+        try:
+            outcome = _sync_when_free(engine, library_id)
+        finally:
+            bar.close()
     except (SyncWorkerError, KeyboardInterrupt) as exc:
         error = _as_error(exc)
         if library_id is not None and isinstance(exc, TransientError | KeyboardInterrupt):
@@ -131,19 +142,6 @@ def _sync_when_free(engine: SyncEngine, library_id: str) -> SyncOutcome:
                 flush=True,
             )
             time.sleep(max(exc.retry_after_s, 0.2))
-
-
-def _say_waiting(bucket: str, admission: Admission) -> None:
-    used = (
-        "backing off after a 429"
-        if admission.used < 0
-        else f"{admission.used}/{admission.limit} used"
-    )
-    print(
-        f"waiting {admission.retry_after_s:.1f} s for {bucket} budget ({used})",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:

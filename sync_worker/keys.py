@@ -71,3 +71,8 @@ def rate_strikes_key(bucket: str) -> str:
 def rate_daily_prefix(bucket: str) -> str:
     """Prefix of the per-UTC-day counter; the Lua script appends the day number itself."""
     return f"{PREFIX}:ratelimit:{bucket}:day"
+
+
+#: Sorted set of live worker processes (JSON: id, host, pid, queues), scored by the time of
+#: their last heartbeat in ms; `sync-worker health` counts the recent ones.
+WORKERS_KEY = f"{PREFIX}:workers"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from . import keys
+from . import keys, metrics
 from .errors import RateLimitDeferred
 from .settings import Settings
 
@@ -101,7 +101,9 @@ def buckets_from(settings: Settings) -> dict[str, Bucket]:
     }
 
 
-WaitNotice = Callable[[str, Admission], None]
+#: Told before each wait: (bucket, seconds, the admission that caused it). An admitted
+#: call waits too when it is paced (the window is more than 80 % used).
+WaitNotice = Callable[[str, float, Admission], None]
 
 
 class RateLimiter:
@@ -178,10 +180,10 @@ class RateLimiter:
                 self._pace(bucket, admission)
                 return admission
             if self._max_wait_s is not None and admission.retry_after_s > self._max_wait_s:
+                metrics.rate_limit_deferral(bucket)
                 raise RateLimitDeferred(admission.retry_after_s, bucket)
-            if self._on_wait is not None:
-                self._on_wait(bucket, admission)
-            if self._wait(admission.retry_after_s):
+            if self._wait(bucket, admission.retry_after_s, admission):
+                metrics.rate_limit_deferral(bucket)
                 raise RateLimitDeferred(admission.retry_after_s, bucket)
 
     def penalize(self, bucket: str, retry_after_s: float | None = None) -> float:
@@ -205,10 +207,14 @@ class RateLimiter:
         fill = admission.used / b.limit
         if fill > PACE_FROM:
             pause = (fill - PACE_FROM) / (1 - PACE_FROM) * b.window_s / b.limit
-            self._wait(pause if self._max_wait_s is None else min(pause, self._max_wait_s))
+            pause = pause if self._max_wait_s is None else min(pause, self._max_wait_s)
+            self._wait(bucket, pause, admission)
 
-    def _wait(self, seconds: float) -> bool:
-        """Sleep; True when cut short by the interrupt."""
+    def _wait(self, bucket: str, seconds: float, admission: Admission) -> bool:
+        """Wait for budget (announced, counted); True when cut short by the interrupt."""
+        if self._on_wait is not None:
+            self._on_wait(bucket, seconds, admission)
+        metrics.rate_limit_wait(bucket, seconds)
         if self._interrupt is not None:
             return self._interrupt.wait(seconds)
         self._sleep(seconds)

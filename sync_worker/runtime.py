@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import psycopg
 import redis
@@ -54,13 +55,27 @@ def resolve_settings(settings: Settings) -> Settings:
     )
 
 
-def redis_client(url: str, settings: Settings) -> redis.Redis:
-    """A Redis client that gives up on an unreachable server within a few seconds."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 2),
-    )
+def redis_client(url: str, settings: Settings, *, timeout_s: float | None = None) -> redis.Redis:
+    """A Redis client that gives up on an unreachable server within a few seconds.
+
+    `timeout_s` also bounds every command and turns retries off (health checks).
+    """
+    retry = Retry(ExponentialBackoff(cap=0.5, base=0.1), 0 if timeout_s else 2)
+    return redis.Redis.from_url(url, retry=retry, **redis_options(url, settings, timeout_s))
+
+
+def redis_options(url: str, settings: Settings, timeout_s: float | None = None) -> dict[str, Any]:
+    """Timeouts and TLS options, the same for redis-py's sync and asyncio clients."""
+    options: dict[str, Any] = {
+        "socket_connect_timeout": timeout_s or settings.redis_connect_timeout_s,
+    }
+    if timeout_s:
+        options["socket_timeout"] = timeout_s
+    if url.startswith("rediss://"):
+        # Heroku Redis presents a self-signed certificate: REDIS_TLS_VERIFY=false accepts it
+        # (the connection stays encrypted, but the server is not authenticated).
+        options["ssl_cert_reqs"] = "required" if settings.redis_tls_verify else "none"
+    return options
 
 
 class Runtime:

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Fail fast when a server is unreachable: a CLI answers within seconds, a worker
     # refuses to boot instead of reporting ready and looping.
+    # rediss:// only. Heroku Redis' certificate is self-signed: set false there (still
+    # encrypted, but the server's identity is not checked). See docs/deploy.md.
+    redis_tls_verify: bool = True
     db_connect_timeout_s: float = Field(default=5.0, gt=0)
     redis_connect_timeout_s: float = Field(default=2.0, gt=0)
     sync_worker_env: Literal["development", "test", "production"] = "development"
@@ -53,6 +56,10 @@ class Settings(BaseSettings):
     retry_max: int = 5
     retry_min_backoff_s: float = 5.0
     retry_max_backoff_s: float = 600.0
+
+    # Observability: the ops server of each `dramatiq` command (/metrics, /health); 0: none.
+    metrics_port: int = Field(default=9191, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped from outside the container/dyno
 
     # Logging.
     log_level: LogLevel = "INFO"

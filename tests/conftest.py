@@ -299,6 +299,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         STEAM_429_BACKOFF_S="0.5",
         RATE_LIMIT_MAX_WAIT_S="0.3",
         PROGRESS_MIN_INTERVAL_S="0",  # every batch's event, so tests can count them
+        METRICS_PORT="0",  # concurrent worker groups must not fight over one port
     )
     return env
 

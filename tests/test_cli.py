@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
 
@@ -151,3 +153,60 @@ def test_help_and_usage_errors_import_nothing_heavy():
     assert result.returncode == 0, result.stderr
     assert "usage: sync-worker" in result.stdout and "invalid choice" in result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def run_on_a_terminal(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run `sync-worker ARGS` with stdout and stderr on a pseudo-terminal; (status, output)."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sync_worker.cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    return process.wait(timeout=60), output.decode()
+
+
+def test_inline_sync_on_a_terminal_draws_a_bar_and_says_when_it_paces(
+    runtime, settings, subprocess_env
+):
+    """Games processed / total, rate and ETA, redrawn in place; a pacing wait is named."""
+    env = {
+        **{k: v for k, v in subprocess_env.items() if k != "LOG_LEVEL"},
+        "STEAM_WEBAPI_CALLS_PER_WINDOW": "5",
+        "STEAM_WEBAPI_WINDOW_SECONDS": "3",
+    }
+    RateLimiter.from_settings(
+        runtime.redis,
+        settings.model_copy(update={"steam_webapi_calls_per_window": 5}),
+        max_wait_s=0,
+    ).try_acquire("steam_webapi", weight=4)  # the sync's own call fills the window: it paces
+    status, output = run_on_a_terminal(env, "sync", "--steam-id", steam_id_for(1500, seed=34))
+
+    assert status == 0, output
+    assert "\r[" in output  # redrawn in place
+    assert "1,500/1,500 games" in output and "games/s  ETA 0s" in output
+    assert "waiting 0.6 s for steam_webapi budget (pacing: 5/5 of the window used)" in output
+    assert "sync.started" not in output  # INFO log lines would break the bar
+    assert "\ncompleted: 1500 games (1500 new, 0 updated, 0 removed)" in output
+
+
+def test_inline_sync_off_a_terminal_prints_no_bar(runtime, subprocess_env):
+    """Piped output (and --json) stays plain: no carriage returns, no bar."""
+    result = cli(subprocess_env, "sync", "--steam-id", steam_id_for(1500, seed=35))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stdout + result.stderr
+    assert "games/s" not in result.stderr and "[#" not in result.stderr
+    assert result.stdout.startswith("completed: 1500 games (1500 new")

@@ -4,6 +4,7 @@ from .cancellation import Cancellation
 from .deduplication import Deduplication
 from .deferrals import Deferrals
 from .log_context import LogContext
+from .observability import Observability
 from .progress import Progress
 from .retries import Retries
 from .shutdown import Shutdown
@@ -13,6 +14,7 @@ __all__ = [
     "Deduplication",
     "Deferrals",
     "LogContext",
+    "Observability",
     "Progress",
     "Retries",
     "Shutdown",

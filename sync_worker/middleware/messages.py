@@ -15,7 +15,7 @@ from typing import Any
 import dramatiq
 import structlog
 
-from .. import keys
+from .. import keys, metrics
 from ..errors import InternalError, SyncDeferred, SyncWorkerError
 from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 
@@ -92,6 +92,7 @@ def dead_letter(broker: dramatiq.Broker, message: Any, error: SyncWorkerError) -
     error is written into that copy first.
     """
     message.options["error"] = error.to_dict()
+    metrics.dead_lettered(message.actor_name, error.code)
     client = getattr(broker, "client", None)
     redis_id = message.options.get("redis_message_id")
     if client is not None and redis_id is not None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 import requests
 
+from .. import metrics
 from ..errors import (
     SteamBadRequest,
     SteamBadResponse,
@@ -23,6 +24,7 @@ from ..errors import (
     SteamResponseTooLarge,
     SteamTimeout,
     SteamUnavailable,
+    SyncWorkerError,
 )
 from ..settings import Settings
 from .storable import has_unstorable_escape, storable
@@ -96,11 +98,16 @@ class SteamHttp:
             try:
                 result = self._send(path, params, what, read)
             except SteamRateLimited as exc:
+                metrics.steam_call(self.bucket, "429")
                 if self._gate is None:
                     raise
                 # Back off every worker, then go round: the next acquire waits or defers.
                 self._gate.penalize(self.bucket, exc.retry_after_s)
                 continue
+            except SyncWorkerError:
+                metrics.steam_call(self.bucket, "error")
+                raise
+            metrics.steam_call(self.bucket, "ok")
             if self._gate is not None:
                 self._gate.succeeded(self.bucket)
             return result

@@ -84,14 +84,17 @@ class SyncEngine:
         *,
         stopping: threading.Event | None = None,
         after_batch: AfterBatch | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """`stopping`, once set, ends the run at its next batch boundary (WorkerStopping)."""
+        """`stopping`, once set, ends the run at its next batch boundary (WorkerStopping);
+        `on_event` sees each progress event the run publishes."""
         self.settings = settings
         self.redis = client
         self.pool = pool
         self.adapter_factory = adapter_factory
         self.stopping = stopping
         self.after_batch = after_batch
+        self.on_event = on_event
 
     def sync(
         self, library_id: str, sync_type: str = "manual", *, owner: str | None = None
@@ -169,6 +172,7 @@ class _Run:
             self.library_id,
             ttl_s=engine.settings.progress_ttl_s,
             min_interval_s=engine.settings.progress_min_interval_s,
+            listener=engine.on_event,
         )
         self.log = log.bind(library_id=self.library_id, run_id=self.run.run_id)
 

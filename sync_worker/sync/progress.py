@@ -78,8 +78,11 @@ class ProgressPublisher:
         ttl_s: int,
         min_interval_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        listener: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
+        """`listener` sees every event this publisher sends (the CLI's progress bar)."""
         self._client = client
+        self._listener = listener
         self._library_id = library_id
         self._ttl_s = ttl_s
         self._min_interval_s = min_interval_s
@@ -109,6 +112,8 @@ class ProgressPublisher:
         )
         write_events(self._client, [event], self._ttl_s)
         self._last_sent = self._clock()
+        if self._listener is not None:
+            self._listener(event)
         return event
 
     def lifecycle(self, status: str, message: str, **extra: Any) -> dict[str, Any]:
