@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo run test lint typecheck bench lock clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,20 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/sync-worker demo
+
+# Every Procfile process, locally: the release phase first, then the workers and the
+# scheduler under honcho, on the embedded servers, with the Steam simulator as Steam.
+# Ctrl-C stops them all; the embedded servers stop once their last user has left. (A
+# non-interactive shell's background job ignores SIGINT: the trap stops the simulator.)
+SIM_PORT ?= 8765
+run: $(STAMP)
+	@export PATH="$(CURDIR)/$(BIN):$$PATH" STEAM_API_KEY=sim-key \
+	        STEAM_API_BASE_URL=http://127.0.0.1:$(SIM_PORT) \
+	        STEAM_STORE_BASE_URL=http://127.0.0.1:$(SIM_PORT); \
+	honcho start release || exit $$?; \
+	sync-worker simulator --port $(SIM_PORT) & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; wait $$sim' INT TERM EXIT; \
+	honcho start worker_high worker scheduler
 
 lint: $(STAMP)
 	$(BIN)/ruff check sync_worker tests bench
@@ -27,6 +41,11 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Pinned runtime dependencies, for Heroku (requirements.txt) and the Dockerfile.
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+	    --output-file requirements.lock setup.cfg
 
 clean:
 	-[ -x $(BIN)/python ] && $(BIN)/python -m sync_worker.local stop .sync-worker

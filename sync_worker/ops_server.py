@@ -25,12 +25,14 @@ def serve() -> None:
     from .logs import configure_logging
     from .runtime import resolve_settings
 
+    configure_logging(get_settings())  # first: starting embedded servers logs at INFO
     settings = resolve_settings(get_settings())
-    configure_logging(settings)
     handler = type("OpsHandler", (OpsHandler,), {"settings": settings})
     try:
         server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), handler)
-    except OSError as exc:  # another `dramatiq` command of this host serves it already
+    except OSError as exc:
+        # Typically another `dramatiq` command of this host serves it already; that one's
+        # /metrics covers this command's workers too (one multiprocess directory per host).
         log.warning("ops_server.not_started", port=settings.metrics_port, error=str(exc))
         return
     log.info("ops_server.listening", host=settings.metrics_host, port=settings.metrics_port)

@@ -1,0 +1,124 @@
+"""The dead letters: messages given up on, kept by Dramatiq's Redis broker for 7 days.
+
+Each holds the error code and sentence of its last attempt (written by Retries, see
+`middleware.messages.dead_letter`). Requeueing sends a fresh copy of the message (retry
+count reset) and removes the dead letter; a sync goes through `request_syncs`, so it is
+de-duplicated against a sync of the same library already queued and announced `queued`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dramatiq
+import redis
+
+from .broker import QUEUES
+from .errors import MalformedMessage, SyncWorkerError
+from .keys import BROKER_NAMESPACE
+from .middleware.messages import SYNC_ACTOR
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One dead-lettered message."""
+
+    message_id: str
+    queue: str
+    actor: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    error: dict[str, Any]
+    retries: int
+    dead_at: str  # ISO-8601 UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, as `sync-worker dead-letters` prints it (arguments shortened)."""
+        return {
+            "message_id": self.message_id,
+            "queue": self.queue,
+            "actor": self.actor,
+            "args": json.dumps(self.args)[:200],
+            "kwargs": json.dumps(self.kwargs)[:200],
+            "error": self.error,
+            "retries": self.retries,
+            "dead_at": self.dead_at,
+        }
+
+
+def _keys(queue: str) -> tuple[str, str]:
+    return f"{BROKER_NAMESPACE}:{queue}.XQ", f"{BROKER_NAMESPACE}:{queue}.XQ.msgs"
+
+
+def list_dead_letters(client: redis.Redis, limit: int = 100) -> list[DeadLetter]:
+    """The most recent dead letters of every queue, newest first."""
+    letters: list[DeadLetter] = []
+    for queue in QUEUES:
+        zset, messages = _keys(queue)
+        entries: list[tuple[bytes, float]] = client.zrevrange(zset, 0, limit - 1, withscores=True)  # type: ignore[assignment]
+        ids = [redis_id for redis_id, _ in entries]
+        bodies: list[bytes | None] = client.hmget(messages, ids) if ids else []  # type: ignore[assignment]
+        for (redis_id, dead_ms), body in zip(entries, bodies, strict=True):
+            if body is not None:
+                letters.append(_decode(queue, redis_id.decode(), body, dead_ms))
+    letters.sort(key=lambda letter: letter.dead_at, reverse=True)
+    return letters[:limit]
+
+
+def _decode(queue: str, redis_id: str, body: bytes, dead_ms: float) -> DeadLetter:
+    try:
+        data: dict[str, Any] = json.loads(body)
+    except ValueError:
+        data = {}
+    options = data.get("options") or {}
+    return DeadLetter(
+        message_id=redis_id,
+        queue=queue,
+        actor=str(data.get("actor_name", "?")),
+        args=list(data.get("args") or []),
+        kwargs=dict(data.get("kwargs") or {}),
+        error=options.get("error") or {"code": "unknown", "message": "No error was recorded."},
+        retries=int(options.get("retries", 0)),
+        dead_at=datetime.fromtimestamp(dead_ms / 1000, UTC).isoformat(),
+    )
+
+
+def requeue(
+    client: redis.Redis, broker: dramatiq.Broker, letters: list[DeadLetter]
+) -> list[tuple[DeadLetter, SyncWorkerError | None]]:
+    """Send each letter's message again, then remove the letter.
+
+    Returns each letter with None, or the error that kept it dead (a sync of a library
+    that no longer exists, arguments that cannot make a sync message): those stay listed.
+    """
+    from .client import request_sync  # the client builds on the broker; imported on use
+
+    results: list[tuple[DeadLetter, SyncWorkerError | None]] = []
+    for letter in letters:
+        try:
+            if letter.actor == SYNC_ACTOR:
+                library_id = letter.args[0] if letter.args else letter.kwargs.get("library_id")
+                if not isinstance(library_id, str):
+                    raise MalformedMessage("its library id is not a string.")
+                request_sync(library_id, sync_type=str(letter.kwargs.get("sync_type", "manual")))
+            else:
+                broker.enqueue(
+                    dramatiq.Message(
+                        queue_name=letter.queue,
+                        actor_name=letter.actor,
+                        args=tuple(letter.args),
+                        kwargs=letter.kwargs,
+                        options={},
+                    )
+                )
+        except SyncWorkerError as exc:
+            results.append((letter, exc))
+            continue
+        zset, messages = _keys(letter.queue)
+        client.zrem(zset, letter.message_id)
+        client.hdel(messages, letter.message_id)
+        results.append((letter, None))
+    return results
