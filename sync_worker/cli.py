@@ -1,8 +1,5 @@
-"""The `sync-worker` command: migrate, simulator, sync, enqueue, status, cancel, schedule,
-enrich, demo.
+"""sync-worker: keeps users' Steam libraries mirrored in PostgreSQL, on Dramatiq workers.
 
-Exit codes: 0 done; 1 a sync ended other than completed; 2 bad usage or input;
-3 infrastructure or configuration unavailable; 130 interrupted (Ctrl-C, SIGTERM).
 Every failure is one line on stderr, `sync-worker: <code>: <sentence>`; commands that
 print JSON print the error as JSON on stdout too.
 """
@@ -17,6 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from . import __version__
 from .errors import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -33,46 +31,88 @@ EXIT_OK, EXIT_SYNC_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 
 BAD_INPUT_ERRORS = (InvalidSteamId, VanityNotFound, UnknownLibrary, MalformedMessage)
 UNAVAILABLE_ERRORS = (RedisUnavailable, DatabaseUnavailable, ConfigurationError)
 
+EPILOG = """\
+environment (all settings: docs/operations.md; a .env file is read too):
+  DATABASE_URL        PostgreSQL; unset outside production: embedded, in SYNC_WORKER_HOME
+  REDIS_URL           Redis (redis://, rediss://, unix://); unset: embedded likewise
+  REDIS_TLS_VERIFY    false accepts a self-signed rediss:// certificate (Heroku Redis)
+  STEAM_API_KEY       required for syncs and registrations; never printed
+  STEAM_API_BASE_URL  point at `sync-worker simulator` to sync without a key
+  SYNC_WORKER_HOME    embedded servers' data (default ~/.local/share/sync-worker)
+  SYNC_WORKER_ENV     production: missing URLs are errors (any Heroku dyno counts)
+  LOG_LEVEL, LOG_FORMAT   INFO / json or console
+
+exit status:
+  0 done; 1 a sync ended other than completed, or health found a problem; 2 bad usage
+  or input; 3 Redis, PostgreSQL or configuration unavailable; 130 interrupted.
+"""
+
+STEAM_ID_HELP = "SteamID64, profile URL or custom URL name"
+LIBRARY_ID_HELP = "the library's id (a UUID, as `sync` and `enqueue` print it)"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and --help)."""
-    parser = argparse.ArgumentParser(prog="sync-worker", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    sub.add_parser("migrate", help="apply database migrations")
-
-    sim = sub.add_parser("simulator", help="serve the Steam simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
-    sim.add_argument("--api-key", default="sim-key", help="the key the simulator accepts")
-
-    sync = sub.add_parser("sync", help="sync one Steam library now, in this process")
-    sync.add_argument("--steam-id", required=True, help="SteamID64, profile URL or custom URL name")
-    sync.add_argument("--json", action="store_true", help="print one JSON object")
-
-    enqueue = sub.add_parser("enqueue", help="queue a sync for the workers")
-    enqueue.add_argument(
-        "--steam-id", required=True, help="SteamID64, profile URL or custom URL name"
+    parser = argparse.ArgumentParser(
+        prog="sync-worker",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    enqueue.add_argument("--type", choices=["manual", "scheduled", "auto"], default="manual")
-    enqueue.add_argument(
-        "--force", action="store_true", help="queue even if one is queued or running"
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, *, json_output: bool = False) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if json_output:
+            cmd.set_defaults(json=True)
+        return cmd
+
+    command("migrate", "apply pending database migrations (the release phase); idempotent")
+
+    sim = command("simulator", "serve the Steam simulator (a fake Steam, for the demo and tests)")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    sim.add_argument("--port", type=int, default=8765, help="port to listen on (%(default)s)")
+    sim.add_argument("--api-key", default="sim-key", help="the key it accepts (%(default)s)")
+
+    sync = command("sync", "sync one Steam library now, in this process; exit 0 only if completed")
+    sync.add_argument("--steam-id", required=True, help=STEAM_ID_HELP)
+    sync.add_argument(
+        "--json", action="store_true", help="print one JSON summary (no progress bar)"
     )
-    enqueue.set_defaults(json=True)
 
-    status = sub.add_parser("status", help="a library's latest progress event, as JSON")
-    status.add_argument("--library-id", required=True)
-    status.set_defaults(json=True)
+    enqueue = command("enqueue", "queue a sync for the workers (de-duplicated)", json_output=True)
+    enqueue.add_argument("--steam-id", required=True, help=STEAM_ID_HELP)
+    enqueue.add_argument(
+        "--type",
+        choices=["manual", "scheduled", "auto"],
+        default="manual",
+        help="manual goes to the `high` queue, the others to `default` (%(default)s)",
+    )
+    enqueue.add_argument(
+        "--force", action="store_true", help="queue even if a sync is already queued or running"
+    )
 
-    cancel = sub.add_parser("cancel", help="cancel a library's queued or running sync")
-    cancel.add_argument("--library-id", required=True)
+    status = command("status", "print a library's latest progress event, as JSON", json_output=True)
+    status.add_argument("--library-id", required=True, help=LIBRARY_ID_HELP)
 
-    sub.add_parser(
-        "schedule", help="queue the libraries due for an auto-sync now (one scheduler tick)"
-    ).set_defaults(json=True)
+    cancel = command("cancel", "cancel a library's queued or running sync")
+    cancel.add_argument("--library-id", required=True, help=LIBRARY_ID_HELP)
 
-    enrich = sub.add_parser(
-        "enrich", help="queue store details for apps that have none, or show progress"
+    command(
+        "schedule",
+        "queue the libraries due for an auto-sync now (one scheduler tick)",
+        json_output=True,
+    )
+
+    enrich = command(
+        "enrich", "queue store details for apps that have none, or show progress", json_output=True
     )
     enrich.add_argument(
         "--all-stale", action="store_true", help="also refresh details past ENRICH_MAX_AGE_DAYS"
@@ -80,11 +120,42 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument(
         "--status",
         action="store_true",
-        help="print counts: enriched, unavailable, stale, pending, not_queued",
+        help="print counts instead: enriched, unavailable, stale, pending, not_queued",
     )
-    enrich.set_defaults(json=True)
 
-    sub.add_parser("demo", help="sync simulated libraries end to end")
+    health = command(
+        "health",
+        "check Redis, PostgreSQL, the schema, queues, dead letters and live workers "
+        "(never Steam); exit 1 with one line when unhealthy",
+        json_output=True,
+    )
+    health.add_argument(
+        "--min-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="unhealthy unless N live workers serve each queue (%(default)s)",
+    )
+    health.add_argument(
+        "--max-backlog",
+        type=int,
+        metavar="N",
+        help="unhealthy when a queue holds more than N ready messages",
+    )
+
+    letters = command(
+        "dead-letters",
+        "list the messages given up on, with their error; --requeue sends them again",
+        json_output=True,
+    )
+    which = letters.add_mutually_exclusive_group()
+    which.add_argument("--requeue", metavar="MESSAGE_ID", help="requeue this dead letter")
+    which.add_argument("--requeue-all", action="store_true", help="requeue every dead letter")
+    letters.add_argument(
+        "--limit", type=int, default=100, help="list at most this many (%(default)s)"
+    )
+
+    command("demo", "real syncs end to end on embedded servers and the simulator")
     return parser
 
 
@@ -101,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         configure_logging(get_settings())
-        return int(getattr(commands, f"cmd_{args.command}")(args))
+        return int(getattr(commands, f"cmd_{args.command.replace('-', '_')}")(args))
     except commands.CommandFailed as failure:
         return _fail(args, failure.error, failure.library_id)
     except SyncWorkerError as exc:

@@ -15,24 +15,35 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 
+import psycopg
+
 from .actors import queue_enrichment
-from .cli import EXIT_OK, EXIT_SYNC_FAILED  # defined beside the parser that documents them
+from .broker import get_broker
+from .cli import (  # defined beside the parser that documents them
+    EXIT_OK,
+    EXIT_SYNC_FAILED,
+    EXIT_UNAVAILABLE,
+)
 from .client import cancel_sync, get_status, register_steam_library, request_sync
+from .dead_letters import list_dead_letters, requeue
 from .demo import run_demo
 from .enrich.queueing import claim_age, max_age, queue_all
 from .errors import (
     ConfigurationError,
     Interrupted,
+    MalformedMessage,
     SyncAlreadyRunning,
     SyncWorkerError,
     TransientError,
 )
+from .health import check_health
 from .infrastructure import infrastructure_error
 from .platforms.steam import SteamClient
 from .progress_bar import SyncProgressBar
 from .ratelimit import RateLimiter
-from .runtime import Runtime, get_runtime
+from .runtime import Runtime, get_runtime, resolve_settings
 from .schedule.scheduler import run_tick
+from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries
 from .store.catalog import enrichment_counts
@@ -60,11 +71,46 @@ def ready_runtime() -> Runtime:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    """Apply pending migrations (the Procfile's release phase)."""
-    with ready_runtime().pool.connection() as conn:
+    """Apply pending migrations (the Procfile's release phase): PostgreSQL only, no Redis."""
+    settings = resolve_settings(get_settings(), need_redis=False)
+    timeout_s = max(1, round(settings.db_connect_timeout_s))
+    with psycopg.connect(settings.database_url or "", connect_timeout=timeout_s) as conn:
         applied = migrate(conn)
     print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
     return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Check the servers, schema, queues and workers; never Steam. One JSON line on stdout;
+    when unhealthy also one line on stderr and exit 1 (3 when a server is unreachable)."""
+    settings = resolve_settings(get_settings())
+    report = check_health(settings, min_workers=args.min_workers, max_backlog=args.max_backlog)
+    print(json.dumps(report.to_dict()))
+    if report.healthy:
+        return EXIT_OK
+    print(f"sync-worker: unhealthy: {report.reason}", file=sys.stderr)
+    return EXIT_SYNC_FAILED if report.redis and report.postgres else EXIT_UNAVAILABLE
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """List dead letters as JSON lines, or requeue one or all of them."""
+    runtime = ready_runtime()
+    letters = list_dead_letters(runtime.redis, limit=args.limit)
+    if not (args.requeue or args.requeue_all):
+        for letter in letters:
+            print(json.dumps(letter.to_dict()))
+        return EXIT_OK
+    if args.requeue:
+        letters = [letter for letter in letters if letter.message_id == args.requeue]
+        if not letters:
+            raise MalformedMessage(f"no dead letter has message id {args.requeue!r}.")
+    results = requeue(runtime.redis, get_broker(), letters)
+    for letter, error in results:
+        outcome = (
+            {"requeued": True} if error is None else {"requeued": False, "error": error.to_dict()}
+        )
+        print(json.dumps({"message_id": letter.message_id, "actor": letter.actor, **outcome}))
+    return EXIT_OK if all(error is None for _, error in results) else EXIT_SYNC_FAILED
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:

@@ -29,16 +29,16 @@ STATEMENT_TIMEOUT_MS = 60_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
 
 
-def resolve_settings(settings: Settings) -> Settings:
-    """Return settings whose database and Redis URLs are concrete, starting embedded servers if needed."""
-    if settings.database_url and settings.redis_url:
+def resolve_settings(settings: Settings, *, need_redis: bool = True) -> Settings:
+    """Return settings whose database and Redis URLs are concrete, starting embedded servers
+    if needed. `need_redis=False` (migrations) lets production go without REDIS_URL."""
+    if settings.database_url and (settings.redis_url or not need_redis):
         return settings
     if settings.is_production:
-        missing = [
-            n
-            for n, v in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url))
-            if not v
-        ]
+        required = [("DATABASE_URL", settings.database_url)]
+        if need_redis:
+            required.append(("REDIS_URL", settings.redis_url))
+        missing = [name for name, value in required if not value]
         raise ConfigurationError(f"{' and '.join(missing)} must be set in production.")
     servers = EmbeddedServers(settings.sync_worker_home)
     urls = servers.acquire()

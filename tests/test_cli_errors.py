@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from sync_worker.simulator import steam_id_for
 from tests.conftest import cli
@@ -76,3 +79,75 @@ def test_a_simulator_port_in_use_is_one_line(subprocess_env):
         result = cli(subprocess_env, "simulator", "--port", str(taken.getsockname()[1]))
     one_line_error(result, "configuration_error")
     assert "already in use" in result.stderr
+
+
+def test_health_with_a_server_down_is_one_line_within_a_couple_of_seconds(subprocess_env):
+    for variable, url, reason in (
+        ("REDIS_URL", UNREACHABLE_REDIS, "Redis is unreachable at REDIS_URL."),
+        ("DATABASE_URL", UNREACHABLE_DATABASE, "PostgreSQL is unreachable at DATABASE_URL."),
+    ):
+        started = time.monotonic()
+        result = cli({**subprocess_env, variable: url}, "health")
+        assert time.monotonic() - started < 5
+        assert result.returncode == 3
+        assert result.stderr == f"sync-worker: unhealthy: {reason}\n"
+        assert json.loads(result.stdout)["healthy"] is False
+
+
+@pytest.fixture
+def unmigrated_database(settings) -> Iterator[str]:
+    """A new, empty database on the test server; dropped afterwards."""
+    name = "sync_worker_unmigrated"
+    with psycopg.connect(str(settings.database_url), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    yield make_conninfo(str(settings.database_url), dbname=name)
+    with psycopg.connect(str(settings.database_url), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_health_names_a_missing_migration_and_migrate_needs_no_redis(
+    subprocess_env, unmigrated_database
+):
+    """Production's release phase: DATABASE_URL only. Before it, health says what to run."""
+    env = {**subprocess_env, "DATABASE_URL": unmigrated_database}
+    before = cli(env, "health")
+    assert before.returncode == 1
+    assert before.stderr == (
+        "sync-worker: unhealthy: the database schema lacks migration 0001_initial:"
+        " run `sync-worker migrate`.\n"
+    )
+
+    release_env = {k: v for k, v in env.items() if k != "REDIS_URL"}
+    release = cli({**release_env, "SYNC_WORKER_ENV": "production"}, "migrate")
+    assert release.returncode == 0, release.stderr
+    assert release.stdout.startswith("applied: 0001_initial, ")
+    without_both = cli(
+        {**release_env, "SYNC_WORKER_ENV": "production", "DATABASE_URL": ""}, "migrate"
+    )
+    assert without_both.returncode == 3
+    assert without_both.stderr == (
+        "sync-worker: configuration_error: DATABASE_URL must be set in production.\n"
+    )
+
+    after = cli(env, "health")
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout)["schema"]["applied"] == "0005_library_slices"
+
+
+def test_version_and_every_option_has_help():
+    from sync_worker import __version__
+    from sync_worker.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--version"])
+    assert exit_.value.code == 0
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"health", "dead-letters", "sync", "migrate"} <= set(commands)
+    for name, command in commands.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings} has no help text"
+        assert "STEAM_API_KEY" in command.format_help() and "exit status" in command.format_help()
+    assert __version__ in cli({}, "--version").stdout

@@ -67,7 +67,7 @@ class WorkerGroup:
             if self.process.poll() is not None:
                 self.process.wait()
                 raise AssertionError(f"the worker group exited:\n{self.text()[-3000:]}")
-            return self.text().count("ready for action") >= self.processes
+            return self.text().count("Worker process is ready for action") >= self.processes
 
         try:
             wait_for(booted, timeout_s, "the worker processes to boot")
