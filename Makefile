@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@# -qq: setuptools notes on every editable install that editable installs are
+	@# "experimental"; a real install (Docker, Heroku) warns of nothing (tests/test_packaging.py).
+	$(BIN)/pip install -qq -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
