@@ -32,11 +32,12 @@ run: $(STAMP)
 	honcho start worker_high worker scheduler
 
 lint: $(STAMP)
-	$(BIN)/ruff check sync_worker tests bench
-	$(BIN)/ruff format --check sync_worker tests bench
+	$(BIN)/ruff check sync_worker tests bench examples
+	$(BIN)/ruff format --check sync_worker tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples  # as a web service would see the package (py.typed)
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -76,7 +76,7 @@ class AsyncClient:
 
     async def progress(
         self, library_id: str | None = None, *, until_done: bool = True
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Yield a library's events as they happen (every library's with None).
 
         For one library the current state comes first, so nothing between a page load

@@ -1,0 +1,118 @@
+"""examples/webapp.py, run as a web developer would (uvicorn, real HTTP) against a real
+worker: register, sync, three browsers streaming progress over one Redis subscription."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sync_worker import keys
+from sync_worker.simulator import steam_id_for
+from tests.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def webapp(subprocess_env, tmp_path) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path / "webapp.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "webapp:app",
+                "--app-dir",
+                "examples",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=subprocess_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.ConnectionError:
+            assert server.poll() is None, log_path.read_text()
+            return False
+
+    wait_for(up, 30, "the example web service")
+    yield url
+    server.terminate()
+    # uvicorn shuts down cleanly, then re-raises SIGTERM for the default handler.
+    assert server.wait(timeout=15) in (0, -signal.SIGTERM), log_path.read_text()
+    assert "Application shutdown complete." in log_path.read_text()
+
+
+def read_stream(url: str, into: list[dict]) -> None:
+    """A browser's EventSource: every `data:` line until the server ends the stream."""
+    with requests.get(url, stream=True, timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("data: "):
+                into.append(json.loads(line.removeprefix("data: ")))
+
+
+def test_register_sync_and_stream_progress_to_three_browsers(runtime, webapp, worker):
+    steam_id = steam_id_for(420, seed=71)
+    created = requests.post(f"{webapp}/libraries", json={"steam_id": steam_id}, timeout=10)
+    assert created.status_code == 201, created.text
+    library_id = created.json()["library_id"]
+
+    browsers: list[list[dict]] = [[], [], []]
+    readers = [
+        threading.Thread(target=read_stream, args=(f"{webapp}/libraries/{library_id}/events", b))
+        for b in browsers
+    ]
+    for reader in readers:
+        reader.start()
+    numsub = lambda: dict(runtime.redis.pubsub_numsub(keys.PROGRESS_CHANNEL))[  # noqa: E731
+        keys.PROGRESS_CHANNEL.encode()
+    ]
+    wait_for(lambda: numsub() == 1, 10, "the web service's subscription")
+
+    queued = requests.post(f"{webapp}/libraries/{library_id}/sync", timeout=10)
+    assert queued.status_code == 202 and len(queued.json()["message_id"]) == 36
+    for reader in readers:
+        reader.join(timeout=60)
+        assert not reader.is_alive(), "the stream did not end after the sync"
+
+    assert numsub() == 1  # three browsers, one Redis subscription
+    assert browsers[0] == browsers[1] == browsers[2]
+    statuses = [event["status"] for event in browsers[0]]
+    assert statuses[0] == "queued" and statuses[-1] == "completed"
+    assert "syncing" in statuses
+    assert browsers[0][-1]["games_processed"] == browsers[0][-1]["total_games"] == 420
+
+    status = requests.get(f"{webapp}/libraries/{library_id}/status", timeout=10).json()
+    assert status["status"] == "completed" and status["progress"] == 100
+
+
+def test_errors_are_json_with_their_code_and_a_fitting_status(runtime, webapp, worker):
+    unknown = requests.post(f"{webapp}/libraries/{uuid.uuid4()}/sync", timeout=10)
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "unknown_library"
+    bad = requests.post(f"{webapp}/libraries", json={"steam_id": "7656119800"}, timeout=10)
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_steam_id"
+    no_stream = requests.get(f"{webapp}/libraries/{uuid.uuid4()}/events", timeout=10)
+    assert no_stream.status_code == 404
+    assert "EventSource" in requests.get(webapp, timeout=10).text
