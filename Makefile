@@ -21,12 +21,14 @@ demo: $(STAMP)
 # scheduler under honcho, on the embedded servers, with the Steam simulator as Steam.
 # Ctrl-C stops them all; the embedded servers stop once their last user has left. (A
 # non-interactive shell's background job ignores SIGINT: the trap stops the simulator.)
+# Metrics go to a fresh directory per run, as on a fresh dyno (docs/observability.md).
 SIM_PORT ?= 8765
 run: $(STAMP)
 	@export PATH="$(CURDIR)/$(BIN):$$PATH" STEAM_API_KEY=sim-key \
 	        STEAM_API_BASE_URL=http://127.0.0.1:$(SIM_PORT) \
 	        STEAM_STORE_BASE_URL=http://127.0.0.1:$(SIM_PORT); \
 	honcho start release || exit $$?; \
+	export dramatiq_prom_db="$${dramatiq_prom_db:-$$(mktemp -d)}"; \
 	sync-worker simulator --port $(SIM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; wait $$sim' INT TERM EXIT; \
 	honcho start worker_high worker scheduler

@@ -276,7 +276,7 @@ def fetch_all(runtime: Runtime, sql: str, *params: Any) -> list[tuple[Any, ...]]
 
 
 @pytest.fixture(scope="session")
-def subprocess_env(settings: Settings) -> dict[str, str]:
+def subprocess_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for a child process (CLI, worker) on the test servers and simulator."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "STEAM_"))
@@ -300,6 +300,8 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         RATE_LIMIT_MAX_WAIT_S="0.3",
         PROGRESS_MIN_INTERVAL_S="0",  # every batch's event, so tests can count them
         METRICS_PORT="0",  # concurrent worker groups must not fight over one port
+        # The suite's metrics files stay out of the host's shared /tmp/dramatiq-prometheus.
+        dramatiq_prom_db=str(tmp_path_factory.mktemp("metrics")),
     )
     return env
 
