@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
 from sync_worker.actors import declare_actors
@@ -73,3 +74,21 @@ def test_dead_worker_recovery_runs_on_a_clock_not_per_million_commands():
     time.sleep(0.25)
     assert broker._should_do_maintenance("nack") == 0
     assert broker._should_do_maintenance("enqueue") == 1
+
+
+def test_an_in_process_worker_runs_messages_without_a_process_boot(runtime, caplog):
+    """The demo's in-process worker never boots like a `dramatiq` process: the metrics
+    middleware stays out of the way (Dramatiq would log each hook's failure as critical)."""
+    broker = StubBroker(middleware=build_middleware(runtime.settings))
+    declare_actors(broker, runtime.settings)
+    broker.enqueue(dramatiq.Message("high", "sync_library", (42,), {}, {}))
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        broker.join("high", fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+    [dead] = broker.dead_letters
+    assert dead.options["error"]["code"] == "malformed_message"
+    assert not [r for r in caplog.records if "Unexpected failure" in r.getMessage()]

@@ -89,6 +89,8 @@ def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
         )
         text = log_path.read_text()
         assert text.index("release.1 stopped (rc=0)") < text.index("worker_high.1 started")
+        # The embedded servers started for this run, quietly.
+        assert "[pgserver]" not in text and "waiting for server to start" not in text
 
         client_env = {
             **env,

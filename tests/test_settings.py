@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sync_worker.errors import ConfigurationError
-from sync_worker.runtime import resolve_settings
+from sync_worker.runtime import redis_client, resolve_settings
 from sync_worker.settings import Settings
 
 
@@ -45,3 +45,15 @@ def test_env_names_follow_the_contract(monkeypatch):
     settings = make()
     assert settings.database_url == "postgres://u:p@h/db" and settings.sync_batch_size == 250
     assert "UNIQUE-KEY-4711" not in repr(settings)  # the key is a SecretStr
+
+
+def test_rediss_urls_verify_certificates_unless_told_not_to():
+    """Heroku Redis' self-signed certificate: REDIS_TLS_VERIFY=false accepts it; the
+    default checks it; plain redis:// and unix:// get no TLS options at all."""
+    url = "rediss://:secret@redis.example:6380/0"
+    strict = redis_client(url, make()).connection_pool.connection_kwargs
+    lenient = redis_client(url, make(redis_tls_verify=False)).connection_pool.connection_kwargs
+    assert strict["ssl_cert_reqs"] == "required"
+    assert lenient["ssl_cert_reqs"] == "none"
+    for plain in ("redis://localhost:6379/0", "unix:///tmp/redis.sock?db=1"):
+        assert "ssl_cert_reqs" not in redis_client(plain, make()).connection_pool.connection_kwargs
