@@ -1,8 +1,8 @@
 """An example web service on sync-worker: FastAPI, with progress streamed to the browser
 as server-sent events. Copy it; docs/integration.md walks through it.
 
-    pip install 'sync-worker[example]'
-    uvicorn webapp:app --app-dir examples --port 8000
+    pip install '.[example]'                                  # from a checkout
+    uvicorn webapp:app --app-dir examples --port 8000         # beside `make run`
 
 Endpoints:
     POST   /libraries                 {"steam_id": "..."} -> {"library_id": "..."}
