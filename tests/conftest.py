@@ -334,6 +334,13 @@ def settled_broker(runtime: Runtime) -> Iterator[None]:
     reset_broker()
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 60, what: str = "condition") -> Any:
     """Poll until predicate() is truthy; return its value or fail after timeout_s."""
     deadline = time.monotonic() + timeout_s

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import psutil
 import requests
 
 from sync_worker.simulator import steam_id_for
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +28,6 @@ client.request_sync(library_id)
 for event in client.iter_progress(library_id, timeout_s=60):
     print(json.dumps(event), flush=True)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def processes_using(home: Path) -> list[psutil.Process]:

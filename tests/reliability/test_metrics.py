@@ -4,12 +4,12 @@ one through a 429, one whose retries run out into a dead letter."""
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 import requests
 
 from sync_worker.simulator import steam_id_for
+from tests.conftest import free_port
 from tests.workers import WorkerGroup, sync_and_collect
 
 pytestmark = pytest.mark.usefixtures("settled_broker")
@@ -27,9 +27,7 @@ def sample(scrape: str, name: str, **labels: str) -> float:
 def test_metrics_count_calls_waits_syncs_and_dead_letters(
     runtime, register, sim, subprocess_env, tmp_path
 ):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**subprocess_env, "METRICS_PORT": str(port), "dramatiq_prom_db": str(tmp_path)}
     group = WorkerGroup(env, tmp_path / "worker.log", processes=2).wait_ready()
     try:

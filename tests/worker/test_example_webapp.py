@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,16 +17,14 @@ import requests
 
 from sync_worker import keys
 from sync_worker.simulator import steam_id_for
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def webapp(subprocess_env, tmp_path) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "webapp.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
