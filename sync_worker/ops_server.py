@@ -50,8 +50,11 @@ class OpsHandler(BaseHTTPRequestHandler):
         if url.path == "/metrics":
             self._metrics()
         elif url.path in ("/health", "/healthz"):
-            query = parse_qs(url.query)
-            self._health(int(query.get("min_workers", ["0"])[0] or 0))
+            wanted = parse_qs(url.query).get("min_workers", ["0"])[0] or "0"
+            if not wanted.isdigit():
+                self._send(400, "text/plain", b"min_workers must be a whole number\n")
+                return
+            self._health(int(wanted))
         else:
             self._send(404, "text/plain", b"not found: try /metrics or /health\n")
 

@@ -106,6 +106,8 @@ def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
         assert health.status_code == 200, health.text
         queues_served = sorted(q for w in health.json()["workers"] for q in w["queues"])
         assert queues_served == ["default", "high", "low"]
+        bad = requests.get(f"http://127.0.0.1:{metrics_port}/health?min_workers=x", timeout=5)
+        assert bad.status_code == 400
         scrape = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         assert 'sync_worker_syncs_total{status="completed"} 1.0' in scrape
         assert 'dramatiq_messages_total{actor_name="sync_library",queue_name="high"} 1.0' in scrape
