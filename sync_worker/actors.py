@@ -132,7 +132,8 @@ def schedule_auto_syncs() -> None:
 
 def worker_limiter(runtime: Runtime) -> RateLimiter:
     """The shared Steam budgets as a worker uses them: past RATE_LIMIT_MAX_WAIT_S the job is
-    deferred (Deferrals re-enqueues it), and waits end early when the worker is stopping."""
+    deferred (Deferrals re-enqueues it), and waits end early when the worker is stopping.
+    Registrations (`client.register_steam_library`) wait the same way, then refuse."""
     return RateLimiter.from_settings(
         runtime.redis,
         runtime.settings,

@@ -10,12 +10,11 @@ from typing import Any
 import dramatiq
 
 from . import keys
-from .actors import SYNC_TYPES
+from .actors import SYNC_TYPES, worker_limiter
 from .broker import QUEUE_DEFAULT, QUEUE_HIGH, get_broker
 from .errors import MalformedMessage, RateLimitDeferred, RateLimitExhausted
 from .platforms.steam import SteamClient
-from .ratelimit import RateLimiter
-from .runtime import Runtime, get_runtime
+from .runtime import get_runtime
 from .store import libraries
 from .sync.cancels import request_cancel
 from .sync.lease import lease_owners
@@ -32,7 +31,7 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
     bad input, RateLimitExhausted (with `retry_after_s`) when there is no budget soon.
     """
     runtime = get_runtime()
-    steam = steam or SteamClient(runtime.settings, gate=_registration_limiter(runtime))
+    steam = steam or SteamClient(runtime.settings, gate=worker_limiter(runtime))
     try:
         steam_id = steam.resolve_identity(identity)
         with runtime.pool.connection() as conn:
@@ -44,13 +43,6 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
         raise RateLimitExhausted(exc.retry_after_s, exc.bucket) from None
     with runtime.pool.connection() as conn:
         return libraries.register_library(conn, "steam", steam_id, name)
-
-
-def _registration_limiter(runtime: Runtime) -> RateLimiter:
-    settings = runtime.settings
-    return RateLimiter.from_settings(
-        runtime.redis, settings, max_wait_s=settings.rate_limit_max_wait_s
-    )
 
 
 def sync_message(

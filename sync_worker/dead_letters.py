@@ -2,7 +2,7 @@
 
 Each holds the error code and sentence of its last attempt (written by Retries, see
 `middleware.messages.dead_letter`). Requeueing sends a fresh copy of the message (retry
-count reset) and removes the dead letter; a sync goes through `request_syncs`, so it is
+count reset) and removes the dead letter; a sync goes through `request_sync`, so it is
 de-duplicated against a sync of the same library already queued and announced `queued`.
 """
 
@@ -16,9 +16,10 @@ from typing import Any
 import dramatiq
 import redis
 
+from . import keys
 from .broker import QUEUES
+from .client import request_sync
 from .errors import MalformedMessage, SyncWorkerError
-from .keys import BROKER_NAMESPACE
 from .middleware.messages import SYNC_ACTOR
 
 
@@ -50,7 +51,9 @@ class DeadLetter:
 
 
 def _keys(queue: str) -> tuple[str, str]:
-    return f"{BROKER_NAMESPACE}:{queue}.XQ", f"{BROKER_NAMESPACE}:{queue}.XQ.msgs"
+    """The dead-letter set of a queue and the hash of its bodies."""
+    dead = keys.broker_dead_letters_key(queue)
+    return dead, f"{dead}.msgs"
 
 
 def list_dead_letters(client: redis.Redis, limit: int = 100) -> list[DeadLetter]:
@@ -94,8 +97,6 @@ def requeue(
     Returns each letter with None, or the error that kept it dead (a sync of a library
     that no longer exists, arguments that cannot make a sync message): those stay listed.
     """
-    from .client import request_sync  # the client builds on the broker; imported on use
-
     results: list[tuple[DeadLetter, SyncWorkerError | None]] = []
     for letter in letters:
         try:

@@ -102,10 +102,10 @@ def _check_redis(
     try:
         with client, client.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
-                ns = f"{keys.BROKER_NAMESPACE}:{queue}"
-                pipe.llen(ns)
-                pipe.llen(f"{ns}.DQ")
-                pipe.zcard(f"{ns}.XQ")  # delayed messages' dead letters land here too
+                pipe.llen(keys.broker_queue_key(queue))
+                pipe.llen(keys.broker_queue_key(f"{queue}.DQ"))
+                # Delayed messages' dead letters land here too.
+                pipe.zcard(keys.broker_dead_letters_key(queue))
             pipe.time()
             pipe.zrange(keys.WORKERS_KEY, 0, -1, withscores=True)
             *counts, server_time, beats = pipe.execute()

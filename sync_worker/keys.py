@@ -37,6 +37,17 @@ def pending_key(library_id: str) -> str:
 BROKER_NAMESPACE = "dramatiq"
 
 
+def broker_queue_key(queue: str) -> str:
+    """Dramatiq's list of a queue's ready message ids (`{queue}.DQ` is its delay queue)."""
+    return f"{BROKER_NAMESPACE}:{queue}"
+
+
+def broker_dead_letters_key(queue: str) -> str:
+    """Dramatiq's sorted set of a queue's dead message ids, scored by when they died (ms);
+    their bodies are in the hash of the same name + `.msgs`."""
+    return f"{BROKER_NAMESPACE}:{queue}.XQ"
+
+
 def broker_messages_key(queue: str) -> str:
     """Dramatiq's hash of a queue's live messages (queued, delayed or in a worker's hands)."""
     return f"{BROKER_NAMESPACE}:{queue}.msgs"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-STEAM_OUTCOMES = ("ok", "429", "error")
 SYNC_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 
 _metrics: dict[str, Any] | None = None
