@@ -6,12 +6,17 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo run test lint typecheck bench lock clean
 
-$(STAMP): setup.cfg pyproject.toml
+# The development and CI environment comes from requirements-dev.lock only (every extra and
+# the dev tools, pip and setuptools included), so an upstream release never breaks a clone
+# that did not change; a changed lock reinstalls. The package itself goes in without
+# dependencies or build isolation: everything it needs is already pinned.
+$(STAMP): setup.cfg pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $$(grep '^pip==' requirements-dev.lock)
+	$(BIN)/pip install --quiet -r requirements-dev.lock
 	@# -qq: setuptools notes on every editable install that editable installs are
 	@# "experimental"; a real install (Docker, Heroku) warns of nothing (tests/test_packaging.py).
-	$(BIN)/pip install -qq -e '.[dev]'
+	$(BIN)/pip install -qq --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -47,10 +52,16 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# Pinned runtime dependencies, for Heroku (requirements.txt) and the Dockerfile.
+# The locks, from setup.cfg: requirements.lock pins the runtime (Heroku's requirements.txt
+# and the Dockerfile install it); requirements-dev.lock pins every extra and the tools on
+# top of it, constrained by it, so both agree on every runtime pin (tests/test_packaging.py).
+# `make lock` keeps the current pins where they still fit; `make lock LOCK_ARGS=--upgrade`
+# takes the newest releases that do.
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 lock: $(STAMP)
-	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
-	    --output-file requirements.lock setup.cfg
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock setup.cfg
+	$(PIP_COMPILE) $(LOCK_ARGS) --all-extras --allow-unsafe --constraint requirements.lock \
+	    --output-file requirements-dev.lock setup.cfg
 
 clean:
 	-[ -x $(BIN)/python ] && $(BIN)/python -m sync_worker.local stop .sync-worker

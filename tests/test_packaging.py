@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
 
@@ -179,17 +180,42 @@ def pins(lines: list[str]) -> dict[str, str]:
     return pinned
 
 
-def test_the_lock_satisfies_setup_cfg():
-    """`make lock` was run after the last dependency change."""
+def requirements(section: str, key: str) -> list[Requirement]:
+    """The requirements setup.cfg lists under [section] key."""
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
-    pinned = pins((ROOT / "requirements.lock").read_text().splitlines())
-    for spec in config["options"]["install_requires"].split("\n"):
-        if spec.strip():
-            requirement = Requirement(spec)
-            name = canonicalize_name(requirement.name)
-            assert name in pinned, f"{name} is not in requirements.lock"
-            assert requirement.specifier.contains(pinned[name]), (name, pinned[name])
+    lines = config[section][key].splitlines()
+    return [Requirement(line) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def assert_pinned(requirement: Requirement, pinned: dict[str, str], lock: str) -> None:
+    name = canonicalize_name(requirement.name)
+    assert name in pinned, f"{name} is not in {lock}: run `make lock`"
+    assert requirement.specifier.contains(pinned[name]), (
+        f"{lock} pins {name}=={pinned[name]}, setup.cfg asks {requirement.specifier}"
+    )
+
+
+def test_the_locks_agree_with_setup_cfg():
+    """`make lock` was run after the last dependency change: every runtime dependency is
+    pinned in both locks, every extra's in the development lock, each pin within
+    setup.cfg's range, and the development lock keeps every runtime pin."""
+    runtime = pins((ROOT / "requirements.lock").read_text().splitlines())
+    development_text = (ROOT / "requirements-dev.lock").read_text()
+    development = pins(development_text.splitlines())
+    for requirement in requirements("options", "install_requires"):
+        assert_pinned(requirement, runtime, "requirements.lock")
+    for extra in ("local", "example", "dev"):
+        for requirement in requirements("options.extras_require", extra):
+            assert_pinned(requirement, development, "requirements-dev.lock")
+    assert {name: development.get(name) for name in runtime} == runtime
+    # The tools that build the environment are pinned too (`make` builds the package
+    # without isolation, with the locked ones), and nothing comes from a path.
+    assert "pip" in development
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    for requirement in map(Requirement, build):
+        assert_pinned(requirement, development, "requirements-dev.lock")
+    assert " @ " not in development_text
 
 
 def test_the_healthcheck_and_the_command_run_as_written(image, subprocess_env, tmp_path):
