@@ -38,9 +38,12 @@ run: $(STAMP)
 	trap 'kill $$sim 2>/dev/null; wait $$sim' INT TERM EXIT; \
 	honcho start worker_high worker scheduler
 
+# lint-imports: the layers, no import circles, a client that loads none of the worker
+# (the contracts are in pyproject.toml, explained in docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check sync_worker tests bench examples
 	$(BIN)/ruff format --check sync_worker tests bench examples
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -65,4 +68,4 @@ lock: $(STAMP)
 
 clean:
 	-[ -x $(BIN)/python ] && $(BIN)/python -m sync_worker.local stop .sync-worker
-	rm -rf $(VENV) .sync-worker .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf $(VENV) .sync-worker .mypy_cache .ruff_cache .pytest_cache .import_linter_cache *.egg-info

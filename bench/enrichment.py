@@ -28,7 +28,7 @@ from typing import Any
 import requests
 
 from sync_worker import client
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store import libraries

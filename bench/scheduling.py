@@ -14,7 +14,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from sync_worker.broker import get_broker
+from sync_worker.app import get_broker
 from sync_worker.runtime import Runtime
 from sync_worker.schedule.scheduler import _CLAIM_DUE, run_tick
 

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 from sync_worker import client
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 

@@ -19,26 +19,31 @@ from typing import Any
 import dramatiq
 import structlog
 from dramatiq.middleware import CurrentMessage
-from periodiq import cron
 
 from . import metrics
-from .broker import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW
 from .enrich.engine import enrich_apps
-from .enrich.queueing import ENRICH_ACTOR, max_age, queue_for_library
+from .enrich.queueing import max_age, queue_for_library
 from .errors import LockLost, MalformedMessage, SyncWorkerError
 from .infrastructure import INFRASTRUCTURE_ERRORS
-from .middleware.messages import MAX_LIBRARY_ID
 from .platforms.steam import SteamClient
 from .platforms.steam_store import SteamStore
-from .ratelimit import RateLimiter
-from .runtime import Runtime, get_runtime
-from .schedule.scheduler import run_tick
+from .runtime import get_runtime
+from .schedule.scheduler import auto_sync_schedule, run_tick
+from .sending import (
+    ENRICH_ACTOR,
+    MAX_LIBRARY_ID,
+    QUEUE_DEFAULT,
+    QUEUE_HIGH,
+    QUEUE_LOW,
+    SCHEDULE_ACTOR,
+    SYNC_ACTOR,
+    SYNC_TYPES,
+)
 from .settings import Settings
 from .sync.engine import SyncEngine
 
 log = structlog.get_logger(__name__)
 
-SYNC_TYPES = ("manual", "scheduled", "auto")
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
 MAX_ENRICH_CHUNK = 1_000
 ENRICH_PRIORITY = 100
@@ -60,7 +65,7 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
     message = CurrentMessage.get_current_message()
     runtime = get_runtime()
     settings = runtime.settings
-    limiter = worker_limiter(runtime)
+    limiter = runtime.limiter()
     engine = SyncEngine(
         settings,
         runtime.redis,
@@ -104,7 +109,7 @@ def enrich_games(app_ids: list[str]) -> None:
     runtime = get_runtime()
     result = enrich_apps(
         runtime.pool,
-        SteamStore(runtime.settings, gate=worker_limiter(runtime)),
+        SteamStore(runtime.settings, gate=runtime.limiter()),
         "steam",
         app_ids,
         max_age(runtime),
@@ -128,18 +133,6 @@ def schedule_auto_syncs() -> None:
         log.error("schedule.tick_failed", tick=tick_id, error=type(exc).__name__)
         return
     log.info("schedule.tick", tick=tick_id, **asdict(result))
-
-
-def worker_limiter(runtime: Runtime) -> RateLimiter:
-    """The shared Steam budgets as a worker uses them: past RATE_LIMIT_MAX_WAIT_S the job is
-    deferred (Deferrals re-enqueues it), and waits end early when the worker is stopping.
-    Registrations (`client.register_steam_library`) wait the same way, then refuse."""
-    return RateLimiter.from_settings(
-        runtime.redis,
-        runtime.settings,
-        max_wait_s=runtime.settings.rate_limit_max_wait_s,
-        interrupt=runtime.stopping,
-    )
 
 
 def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:
@@ -175,14 +168,14 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> dict[str, Any
         )(rejecting_bad_arguments(enrich_games)),
         "schedule_auto_syncs": dramatiq.actor(
             broker=broker,
-            actor_name="schedule_auto_syncs",
+            actor_name=SCHEDULE_ACTOR,
             queue_name=QUEUE_DEFAULT,
-            periodic=cron(settings.auto_sync_cron),
+            periodic=auto_sync_schedule(settings),
             max_retries=0,
         )(schedule_auto_syncs),
         "sync_library": dramatiq.actor(
             broker=broker,
-            actor_name="sync_library",
+            actor_name=SYNC_ACTOR,
             queue_name=QUEUE_HIGH,  # manual by default; the client routes the others to `default`
             time_limit=SYNC_TIME_LIMIT_MS,
             # Our errors are expected outcomes, logged by the middleware with their code:

@@ -1,9 +1,12 @@
-"""The one place the Dramatiq broker is built: queues, middleware order, recovery tuning."""
+"""The one place a worker's Dramatiq broker is built: queues, middleware order, recovery
+tuning. The actors are declared on it by `app`; processes that only send use `sending`."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 from dramatiq.brokers.redis import MAINTENANCE_COMMAND_BLACKLIST, RedisBroker
@@ -28,26 +31,26 @@ from .middleware import (
     Retries,
     Shutdown,
 )
+from .sending import QUEUES
 from .settings import Settings
 
-#: Priority is by queue, each served by its own processes (see the Procfile):
-#: Dramatiq on Redis has no priority across queues.
-QUEUE_HIGH = "high"  # manual syncs: a user is watching
-QUEUE_DEFAULT = "default"  # scheduled / auto syncs
-QUEUE_LOW = "low"  # enrichment
-QUEUES = (QUEUE_HIGH, QUEUE_DEFAULT, QUEUE_LOW)
 PERIODIC_SKIP_DELAY_S = 30
 
 
-def build_middleware(settings: Settings) -> list[Middleware]:
-    """The middleware stack, in order. Before-hooks run top to bottom, after-hooks bottom to top."""
+def build_middleware(
+    settings: Settings, forks: Sequence[Callable[[], Any]] = ()
+) -> list[Middleware]:
+    """The middleware stack, in order. Before-hooks run top to bottom, after-hooks bottom to top.
+
+    `forks` are what Dramatiq's CLI runs in processes of their own (the ops server).
+    """
     return [
         # First, so every later hook and the actor log with the job's ids; its after-hook
         # runs last, unbinding only when everyone else is done.
         LogContext(),
         # Dramatiq's Prometheus metrics plus ours, the ops server (/metrics, /health) and
         # worker heartbeats; first among the rest so its timings include their hooks.
-        Observability(settings.metrics_port),
+        Observability(forks),
         # The actor learns its message id here: the id owns the library's lease.
         CurrentMessage(),
         # Dramatiq's defaults, minus its Retries (ours below decides what is transient)
@@ -108,12 +111,14 @@ class SyncBroker(RedisBroker):
             return 1
 
 
-def create_broker(settings: Settings, client: redis.Redis) -> SyncBroker:
+def create_broker(
+    settings: Settings, client: redis.Redis, forks: Sequence[Callable[[], Any]] = ()
+) -> SyncBroker:
     """A Redis broker on `client`, with our middleware and queues."""
     broker = SyncBroker(
         client=client,
         namespace=keys.BROKER_NAMESPACE,
-        middleware=build_middleware(settings),
+        middleware=build_middleware(settings, forks),
         # Live workers heartbeat on every broker command (idle consumers poll every second).
         heartbeat_timeout=int(settings.worker_heartbeat_timeout_s * 1000),
         interval_s=settings.broker_maintenance_interval_s,
@@ -121,33 +126,3 @@ def create_broker(settings: Settings, client: redis.Redis) -> SyncBroker:
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
-
-
-_lock = threading.Lock()
-_broker: SyncBroker | None = None
-
-
-def get_broker() -> SyncBroker:
-    """This process's broker, built on first use, with the actors declared.
-
-    It is not installed as Dramatiq's global broker: a web service importing the client
-    keeps its own (the worker entry point installs ours, for Dramatiq's and periodiq's CLIs).
-    """
-    global _broker
-    with _lock:
-        if _broker is None:
-            from . import actors  # actors need a broker to bind to; built just above them
-            from .runtime import get_runtime
-
-            runtime = get_runtime()
-            broker = create_broker(runtime.settings, runtime.redis)
-            actors.declare_actors(broker, runtime.settings)
-            _broker = broker
-        return _broker
-
-
-def reset_broker() -> None:
-    """Forget the process's broker (tests switch Redis databases between sessions)."""
-    global _broker
-    with _lock:
-        _broker = None

@@ -15,21 +15,8 @@ from types import FrameType
 from typing import Any
 
 from . import __version__
-from .errors import (
-    ConfigurationError,
-    DatabaseUnavailable,
-    Interrupted,
-    InvalidSteamId,
-    MalformedMessage,
-    RedisUnavailable,
-    SyncWorkerError,
-    UnknownLibrary,
-    VanityNotFound,
-)
-
-EXIT_OK, EXIT_SYNC_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-BAD_INPUT_ERRORS = (InvalidSteamId, VanityNotFound, UnknownLibrary, MalformedMessage)
-UNAVAILABLE_ERRORS = (RedisUnavailable, DatabaseUnavailable, ConfigurationError)
+from .errors import Interrupted, SyncWorkerError
+from .exit_codes import exit_code_for
 
 EPILOG = """\
 environment (all settings: docs/operations.md; a .env file is read too):
@@ -192,13 +179,7 @@ def _fail(args: argparse.Namespace, error: SyncWorkerError, library_id: str | No
     if getattr(args, "json", False):
         print(json.dumps({"library_id": library_id, "status": "failed", "error": error.to_dict()}))
     print(f"sync-worker: {error.code}: {error.message}", file=sys.stderr)
-    if isinstance(error, Interrupted):
-        return EXIT_INTERRUPTED
-    if isinstance(error, BAD_INPUT_ERRORS):
-        return EXIT_BAD_INPUT
-    if isinstance(error, UNAVAILABLE_ERRORS):
-        return EXIT_UNAVAILABLE
-    return EXIT_SYNC_FAILED
+    return exit_code_for(error)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,8 @@
-"""What the web service imports: register libraries, request syncs, read their status."""
+"""What the web service imports: register libraries, request syncs, read their status.
+
+It loads the sending path, the progress reader and the library repository, never the
+worker (actors, middleware, the sync engine): see docs/architecture.md.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import dramatiq
-
-from . import keys
-from .actors import SYNC_TYPES, worker_limiter
-from .broker import QUEUE_DEFAULT, QUEUE_HIGH, get_broker
-from .errors import MalformedMessage, RateLimitDeferred, RateLimitExhausted
+from . import keys, sending
+from .errors import RateLimitDeferred, RateLimitExhausted
 from .platforms.steam import SteamClient
 from .runtime import get_runtime
 from .store import libraries
 from .sync.cancels import request_cancel
-from .sync.lease import lease_owners
-from .sync.pending import claim_many, release_pending
-from .sync.progress import FINAL_STATUSES, last_event, make_event, write_events
+from .sync.progress import FINAL_STATUSES, last_event
 
 
 def register_steam_library(identity: str, *, steam: SteamClient | None = None) -> str:
@@ -31,7 +29,7 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
     bad input, RateLimitExhausted (with `retry_after_s`) when there is no budget soon.
     """
     runtime = get_runtime()
-    steam = steam or SteamClient(runtime.settings, gate=worker_limiter(runtime))
+    steam = steam or SteamClient(runtime.settings, gate=runtime.limiter())
     try:
         steam_id = steam.resolve_identity(identity)
         with runtime.pool.connection() as conn:
@@ -43,21 +41,6 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
         raise RateLimitExhausted(exc.retry_after_s, exc.bucket) from None
     with runtime.pool.connection() as conn:
         return libraries.register_library(conn, "steam", steam_id, name)
-
-
-def sync_message(
-    library_id: str, *, force: bool = False, sync_type: str = "manual"
-) -> dramatiq.Message[None]:
-    """The `sync_library` message for a request: `high` for manual syncs, `default` otherwise."""
-    if sync_type not in SYNC_TYPES:
-        raise MalformedMessage(f"sync_type must be one of {', '.join(SYNC_TYPES)}.")
-    return dramatiq.Message(
-        queue_name=QUEUE_HIGH if sync_type == "manual" else QUEUE_DEFAULT,
-        actor_name="sync_library",
-        args=(library_id,),
-        kwargs={"force": force, "sync_type": sync_type},
-        options={},
-    )
 
 
 def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manual") -> str:
@@ -81,31 +64,9 @@ def request_syncs(
 ) -> list[str]:
     """`request_sync` for many registered libraries at once (the scheduler's path); the
     i-th new message is delayed by `i * spread_s`. Returns each library's message id."""
-    runtime = get_runtime()
-    messages = [sync_message(lib, force=force, sync_type=sync_type) for lib in library_ids]
-    held = claim_many(runtime.redis, [(m.args[0], m.message_id) for m in messages], force=force)
-    fresh = [m for m, holder in zip(messages, held, strict=True) if holder is None]
-    try:
-        # Announce before enqueueing: a fast worker's `starting` must not be overwritten.
-        # A sync already running (a forced request, an inline run) keeps its own status.
-        owners = lease_owners(runtime.redis, [m.args[0] for m in fresh])
-        idle = [library_id for library_id, owner in owners.items() if owner is None]
-        with runtime.pool.connection() as conn:
-            totals = libraries.set_queued(conn, idle)
-        events = [
-            make_event(lib, "queued", message=f"Queued a {sync_type} sync", total_games=total)
-            for lib, total in totals.items()
-        ]
-        write_events(runtime.redis, events, runtime.settings.progress_ttl_s)
-        broker = get_broker()
-        for position, message in enumerate(fresh):
-            delay_ms = int(position * spread_s * 1000)
-            broker.enqueue(message, delay=delay_ms or None)
-    except Exception:
-        for message in fresh:
-            release_pending(runtime.redis, message.args[0], message.message_id)
-        raise
-    return [holder or m.message_id for m, holder in zip(messages, held, strict=True)]
+    return sending.request_syncs(
+        get_runtime(), library_ids, force=force, sync_type=sync_type, spread_s=spread_s
+    )
 
 
 def cancel_sync(library_id: str) -> bool:

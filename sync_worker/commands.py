@@ -18,12 +18,6 @@ from datetime import UTC, datetime
 import psycopg
 
 from .actors import queue_enrichment
-from .broker import get_broker
-from .cli import (  # defined beside the parser that documents them
-    EXIT_OK,
-    EXIT_SYNC_FAILED,
-    EXIT_UNAVAILABLE,
-)
 from .client import cancel_sync, get_status, register_steam_library, request_sync
 from .dead_letters import list_dead_letters, requeue
 from .demo import run_demo
@@ -36,6 +30,7 @@ from .errors import (
     SyncWorkerError,
     TransientError,
 )
+from .exit_codes import EXIT_OK, EXIT_SYNC_FAILED, EXIT_UNAVAILABLE
 from .health import check_health
 from .infrastructure import infrastructure_error
 from .platforms.steam import SteamClient
@@ -104,7 +99,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         letters = [letter for letter in letters if letter.message_id == args.requeue]
         if not letters:
             raise MalformedMessage(f"no dead letter has message id {args.requeue!r}.")
-    results = requeue(runtime.redis, get_broker(), letters)
+    results = requeue(runtime, letters)
     for letter, error in results:
         outcome = (
             {"requeued": True} if error is None else {"requeued": False, "error": error.to_dict()}

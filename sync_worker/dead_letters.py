@@ -17,10 +17,10 @@ import dramatiq
 import redis
 
 from . import keys
-from .broker import QUEUES
 from .client import request_sync
 from .errors import MalformedMessage, SyncWorkerError
-from .middleware.messages import SYNC_ACTOR
+from .runtime import Runtime
+from .sending import QUEUES, SYNC_ACTOR, Sender
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _decode(queue: str, redis_id: str, body: bytes, dead_ms: float) -> DeadLette
 
 
 def requeue(
-    client: redis.Redis, broker: dramatiq.Broker, letters: list[DeadLetter]
+    runtime: Runtime, letters: list[DeadLetter]
 ) -> list[tuple[DeadLetter, SyncWorkerError | None]]:
     """Send each letter's message again, then remove the letter.
 
@@ -98,6 +98,7 @@ def requeue(
     that no longer exists, arguments that cannot make a sync message): those stay listed.
     """
     results: list[tuple[DeadLetter, SyncWorkerError | None]] = []
+    sender = Sender(runtime)
     for letter in letters:
         try:
             if letter.actor == SYNC_ACTOR:
@@ -106,7 +107,7 @@ def requeue(
                     raise MalformedMessage("its library id is not a string.")
                 request_sync(library_id, sync_type=str(letter.kwargs.get("sync_type", "manual")))
             else:
-                broker.enqueue(
+                sender.send(
                     dramatiq.Message(
                         queue_name=letter.queue,
                         actor_name=letter.actor,
@@ -119,7 +120,7 @@ def requeue(
             results.append((letter, exc))
             continue
         zset, messages = _keys(letter.queue)
-        client.zrem(zset, letter.message_id)
-        client.hdel(messages, letter.message_id)
+        runtime.redis.zrem(zset, letter.message_id)
+        runtime.redis.hdel(messages, letter.message_id)
         results.append((letter, None))
     return results

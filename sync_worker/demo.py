@@ -17,12 +17,13 @@ import dramatiq
 from psycopg.rows import dict_row
 
 from . import client
-from .broker import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW, get_broker, reset_broker
+from .app import get_broker, reset_broker
 from .enrich.queueing import claim_age, max_age
 from .logs import configure_logging
 from .runtime import Runtime, get_runtime
 from .sandbox import sandbox
 from .schedule.scheduler import run_tick
+from .sending import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW
 from .settings import get_settings
 from .simulator import ProfileKind, SimulatorServer, steam_id_for
 from .simulator.ids import parse_profile

@@ -5,14 +5,12 @@ Steam, opens its own short-lived connections with a one-second budget each, and 
 in well under a second when the servers are up.
 
 Workers announce themselves in `sync:workers` (a sorted set scored by the time of their
-last heartbeat, written by the Observability middleware every HEARTBEAT_INTERVAL_S).
+last heartbeat, see `heartbeats`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,14 +18,14 @@ from typing import Any
 import psycopg
 
 from . import keys
+from .heartbeats import HEARTBEAT_STALE_S
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .runtime import redis_client
+from .sending import QUEUES
 from .settings import Settings
 from .store.migrations import available_migrations
 
 CHECK_TIMEOUT_S = 1.0
-HEARTBEAT_INTERVAL_S = 5.0
-HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S  # two missed beats and a margin
 
 
 @dataclass
@@ -96,8 +94,6 @@ def _check_postgres(settings: Settings, report: HealthReport) -> None:
 def _check_redis(
     settings: Settings, report: HealthReport, *, min_workers: int, max_backlog: int | None
 ) -> None:
-    from .broker import QUEUES  # here: the broker's middleware imports this module
-
     client = redis_client(settings.redis_url or "", settings, timeout_s=CHECK_TIMEOUT_S)
     try:
         with client, client.pipeline(transaction=False) as pipe:
@@ -132,11 +128,3 @@ def _check_redis(
                 f"queue {queue} holds {report.queues[queue]['ready']} ready messages"
                 f" (more than {max_backlog})."
             )
-
-
-def worker_identity(broker_id: str, queues: list[str]) -> str:
-    """The `sync:workers` member naming one worker process."""
-    return json.dumps(
-        {"id": broker_id, "host": socket.gethostname(), "pid": os.getpid(), "queues": queues},
-        sort_keys=True,
-    )

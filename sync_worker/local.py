@@ -34,6 +34,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .errors import ConfigurationError
+from .settings import get_settings
 
 _MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
 
@@ -306,8 +307,6 @@ def _live_identities(path: Path) -> set[Identity]:
 
 def main(argv: list[str]) -> int:
     """`python -m sync_worker.local stop|reap [HOME]` (HOME defaults to SYNC_WORKER_HOME)."""
-    from .settings import get_settings
-
     command = argv[0] if argv else ""
     home = Path(argv[1]) if len(argv) > 1 else get_settings().sync_worker_home
     servers = EmbeddedServers(home)

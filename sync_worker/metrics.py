@@ -19,7 +19,7 @@ _metrics: dict[str, Any] | None = None
 def enable() -> None:
     """Create the metrics in this process (PROMETHEUS_MULTIPROC_DIR must already be set)."""
     global _metrics
-    import prometheus_client as prom
+    import prometheus_client as prom  # here: only worker processes load it (see above)
 
     registry = prom.CollectorRegistry()  # values live in the multiprocess files, not here
     _metrics = {

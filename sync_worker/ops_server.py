@@ -15,6 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
+from .health import check_health
+from .logs import configure_logging
+from .runtime import resolve_settings
 from .settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -22,9 +25,6 @@ log = structlog.get_logger(__name__)
 
 def serve() -> None:
     """Serve until the process is stopped (Dramatiq sends SIGTERM to its forks)."""
-    from .logs import configure_logging
-    from .runtime import resolve_settings
-
     configure_logging(get_settings())  # first: starting embedded servers logs at INFO
     settings = resolve_settings(get_settings())
     handler = type("OpsHandler", (OpsHandler,), {"settings": settings})
@@ -71,8 +71,6 @@ class OpsHandler(BaseHTTPRequestHandler):
         self._send(200, prom.CONTENT_TYPE_LATEST, prom.generate_latest(registry))
 
     def _health(self, min_workers: int) -> None:
-        from .health import check_health
-
         report = check_health(self.settings, min_workers=min_workers)
         body = json.dumps(report.to_dict()).encode()
         self._send(200 if report.healthy else 503, "application/json", body)

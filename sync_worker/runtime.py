@@ -19,6 +19,7 @@ from redis.retry import Retry
 
 from .errors import ConfigurationError, DatabaseUnavailable, RedisUnavailable
 from .local import EmbeddedServers
+from .ratelimit import RateLimiter
 from .settings import Settings, get_settings
 from .store.migrations import migrate
 
@@ -105,6 +106,17 @@ class Runtime:
         )
         #: Set when this process is shutting down: running syncs stop at their next batch.
         self.stopping = threading.Event()
+
+    def limiter(self) -> RateLimiter:
+        """The shared Steam budgets as this process's jobs use them: past
+        RATE_LIMIT_MAX_WAIT_S a sync is deferred (Deferrals re-enqueues it) and a
+        registration refused, and waits end early when the process is stopping."""
+        return RateLimiter.from_settings(
+            self.redis,
+            self.settings,
+            max_wait_s=self.settings.rate_limit_max_wait_s,
+            interrupt=self.stopping,
+        )
 
     def check(self, within_s: float = 5.0) -> None:
         """Raise RedisUnavailable / DatabaseUnavailable unless both servers answer within `within_s`."""

@@ -101,17 +101,6 @@ class Settings(BaseSettings):
     # queues per broker command: with ~4 consumers that visits every queue about each second.
     broker_maintenance_interval_s: float = Field(default=0.25, gt=0)
 
-    @field_validator("auto_sync_cron")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        from periodiq import cron
-
-        try:
-            cron(value)
-        except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"not a cron schedule ({exc})") from None
-        return value
-
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: object) -> object:

@@ -12,13 +12,15 @@ import sys
 
 import dramatiq
 
-from .broker import SyncBroker, get_broker
+from .app import get_broker
+from .broker import SyncBroker
 from .errors import ConfigurationError, SyncWorkerError
+from .exit_codes import EXIT_UNAVAILABLE
 from .logs import configure_logging
 from .runtime import get_runtime
+from .schedule.scheduler import auto_sync_schedule
 from .settings import get_settings
 
-EXIT_UNAVAILABLE = 3
 BOOT_CHECK_S = 5.0  # a server that does not answer within this is reported as down
 
 
@@ -29,6 +31,7 @@ def boot() -> SyncBroker:
         configure_logging(settings)
         if settings.is_production and settings.steam_api_key is None:
             raise ConfigurationError("STEAM_API_KEY must be set in production.")
+        auto_sync_schedule(settings)
         get_runtime().check(within_s=BOOT_CHECK_S)
     except SyncWorkerError as exc:
         print(f"sync-worker: {exc.code}: {exc.message}", file=sys.stderr, flush=True)

@@ -325,7 +325,7 @@ def cli(
 def settled_broker(runtime: Runtime) -> Iterator[None]:
     """The test process's broker on the test Redis database; no job may outlive the test
     (the next test empties the tables: a job still running would collide with that)."""
-    from sync_worker.broker import reset_broker
+    from sync_worker.app import reset_broker
     from tests.workers import idle
 
     reset_broker()

@@ -8,7 +8,7 @@ import json
 
 from sync_worker import keys
 from sync_worker.aio import AsyncClient
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.simulator import steam_id_for
 from sync_worker.sync.progress import make_event, write_events
 

@@ -11,7 +11,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from sync_worker import client, keys
-from sync_worker.broker import get_broker, reset_broker
+from sync_worker.app import get_broker, reset_broker
 from sync_worker.errors import MalformedMessage, RateLimitExhausted, UnknownLibrary
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, wait_for

@@ -10,7 +10,7 @@ import time
 import requests
 
 from sync_worker import client
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, wait_for
 from tests.workers import WorkerGroup

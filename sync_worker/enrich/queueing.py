@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import dramatiq
-
 from ..runtime import Runtime
+from ..sending import Sender, enrich_message
 from ..store import catalog
-
-ENRICH_ACTOR = "enrich_games"
 
 
 def queue_for_library(runtime: Runtime, library_id: str) -> int:
@@ -44,18 +41,8 @@ def claim_age(runtime: Runtime) -> timedelta:
 
 
 def _send(app_ids: list[str], runtime: Runtime) -> int:
-    from ..broker import QUEUE_LOW, get_broker  # the broker is built only where it is used
-
-    broker = get_broker()
+    sender = Sender(runtime)
     size = runtime.settings.enrich_chunk_size
     for start in range(0, len(app_ids), size):
-        broker.enqueue(
-            dramatiq.Message(
-                queue_name=QUEUE_LOW,
-                actor_name=ENRICH_ACTOR,
-                args=(app_ids[start : start + size],),
-                kwargs={},
-                options={},
-            )
-        )
+        sender.send(enrich_message(app_ids[start : start + size]))
     return len(app_ids)

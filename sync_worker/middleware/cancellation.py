@@ -13,8 +13,9 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from ..errors import SyncCancelled
 from ..runtime import get_runtime
+from ..sending import library_id_of
 from ..sync.cancels import is_cancelled
-from .messages import library_id_of, outcome_of
+from .messages import outcome_of
 
 
 class Cancellation(Middleware):

@@ -8,7 +8,7 @@ import dramatiq
 import structlog
 from dramatiq.middleware import Middleware
 
-from .messages import library_id_of
+from ..sending import library_id_of
 
 
 class LogContext(Middleware):

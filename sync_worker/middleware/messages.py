@@ -1,5 +1,5 @@
-"""What the middleware share: reading a sync message, the after-hooks' decisions, and
-writing to the broker in a way that never loses a message while Redis is away.
+"""What the middleware share: the after-hooks' decisions, and writing to the broker in a
+way that never loses a message while Redis is away.
 
 After-hooks run in reverse order, so Deferrals and Retries decide first and Progress,
 listed before them, announces what they decided; they hand it over on the message.
@@ -21,8 +21,6 @@ from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 
 log = structlog.get_logger(__name__)
 
-SYNC_ACTOR = "sync_library"
-MAX_LIBRARY_ID = 64  # ids are uuids: a 1 MB "id" must not become Redis keys or log lines
 RESEND_BACKOFF_MAX_S = 2.0
 
 
@@ -44,15 +42,6 @@ def outcome_of(message: Any) -> MessageOutcome:
         outcome = MessageOutcome()
         message.sync_outcome = outcome
     return outcome
-
-
-def library_id_of(message: Any) -> str | None:
-    """The library a sync message is about; None for other messages and for values that
-    cannot be a library id (the actor rejects those as malformed)."""
-    if message.actor_name != SYNC_ACTOR:
-        return None
-    value = message.args[0] if message.args else message.kwargs.get("library_id")
-    return value if isinstance(value, str) and len(value) <= MAX_LIBRARY_ID else None
 
 
 def as_sync_error(exception: BaseException) -> SyncWorkerError:

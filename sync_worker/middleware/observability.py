@@ -2,8 +2,9 @@
 
 Dramatiq's Prometheus middleware does the metric bookkeeping (messages, errors, retries,
 dead letters, durations) in Prometheus' multiprocess directory; we add ours there
-(`sync_worker.metrics`) and replace its exposition server by `sync_worker.ops_server`,
-which also answers `/health` and listens on METRICS_PORT (0: none).
+(`sync_worker.metrics`) and run, instead of its exposition server, the forks we are
+given: `sync_worker.app` hands over the ops server, which also answers `/health` and
+listens on METRICS_PORT (0: none).
 
 Each worker process also beats in `sync:workers` every few seconds with the queues it
 serves, so `sync-worker health` can tell which queues have a live worker.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dramatiq
@@ -23,9 +24,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware
 
 from .. import keys, metrics
-from ..health import HEARTBEAT_INTERVAL_S, worker_identity
+from ..heartbeats import HEARTBEAT_INTERVAL_S, worker_identity
 from ..infrastructure import INFRASTRUCTURE_ERRORS
-from ..ops_server import serve
 
 log = structlog.get_logger(__name__)
 
@@ -50,8 +50,8 @@ class Observability(Middleware):
     demo) and the web service's client, which never boot, record nothing.
     """
 
-    def __init__(self, metrics_port: int) -> None:
-        self._metrics_port = metrics_port
+    def __init__(self, forks: Sequence[Callable[[], Any]] = ()) -> None:
+        self._forks = list(forks)
         self._prometheus: Any = None  # dramatiq's Prometheus, once this process booted
         self._stopped = threading.Event()
         self._client: redis.Redis | None = None  # the broker's, once a Redis worker booted
@@ -59,8 +59,9 @@ class Observability(Middleware):
 
     @property
     def forks(self) -> list[Callable[[], Any]]:
-        """Dramatiq runs these in processes of their own, one per `dramatiq` command."""
-        return [serve] if self._metrics_port else []
+        """Dramatiq runs these in processes of their own, one per `dramatiq` command (the
+        ops server, which the worker's entry point hands over)."""
+        return self._forks
 
     def after_process_boot(self, broker: dramatiq.Broker) -> None:
         """Set up Dramatiq's metrics (and the multiprocess directory), then ours."""

@@ -18,9 +18,10 @@ from dramatiq.middleware import Middleware
 from ..errors import MalformedMessage, SyncAlreadyRunning, UnknownLibrary
 from ..infrastructure import INFRASTRUCTURE_ERRORS
 from ..runtime import get_runtime
+from ..sending import library_id_of
 from ..sync.engine import abandon
 from ..sync.progress import ProgressPublisher
-from .messages import MessageOutcome, library_id_of, outcome_of, until_stored
+from .messages import MessageOutcome, outcome_of, until_stored
 
 
 class Progress(Middleware):

@@ -22,7 +22,7 @@ from hashlib import blake2b as _blake2b
 from types import TracebackType
 from typing import IO
 
-from .base import OwnedGame
+from .owned_game import OwnedGame
 
 SLICE_BITS = 8
 #: Bump when the stored columns are derived differently from an entry (e.g. a change to

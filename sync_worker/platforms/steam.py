@@ -16,9 +16,9 @@ from ..errors import (
     VanityNotFound,
 )
 from ..settings import Settings
-from .base import OwnedGame
 from .http import CallGate, SteamHttp
 from .json_stream import ArrayStream, JsonStreamError
+from .owned_game import OwnedGame
 from .owned_library import OwnedLibrary, OwnedLibraryBuilder
 from .steam_ids import parse_identity, validate_steam_id
 from .storable import has_unstorable_escape, storable

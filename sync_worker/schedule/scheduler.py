@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pendulum
-from periodiq import cron
+from periodiq import CronSpec, cron
 
 from .. import keys
+from ..errors import ConfigurationError
 from ..runtime import Runtime
+from ..sending import request_syncs
 from ..settings import Settings
 
 # Ordered by the indexed column; SKIP LOCKED lets two overlapping ticks split the work.
@@ -47,10 +49,19 @@ class TickResult:
     spread_s: float
 
 
+def auto_sync_schedule(settings: Settings) -> CronSpec:
+    """AUTO_SYNC_CRON, parsed. Checked here rather than with the other settings, so only
+    the processes that schedule load periodiq (a web process never does)."""
+    try:
+        return cron(settings.auto_sync_cron)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ConfigurationError(f"AUTO_SYNC_CRON is not a cron schedule ({exc}).") from None
+
+
 def tick_seconds(settings: Settings, now: datetime) -> float:
     """Seconds between two ticks of AUTO_SYNC_CRON around `now` (a tick run by hand, or
     late, still plans for a whole period)."""
-    spec = cron(settings.auto_sync_cron)
+    spec = auto_sync_schedule(settings)
     following = spec.next_valid_date(pendulum.instance(now))
     return float((spec.next_valid_date(following) - following).total_seconds())
 
@@ -67,8 +78,6 @@ def tick_budget(settings: Settings, tick_s: float) -> int:
 
 def run_tick(runtime: Runtime, now: datetime, tick_id: str) -> TickResult:
     """Run the tick `tick_id` once across every scheduler: queue due libraries, spread out."""
-    from ..client import request_syncs  # the client builds the broker; only ticks need it
-
     settings = runtime.settings
     tick_s = tick_seconds(settings, now)
     budget = tick_budget(settings, tick_s)
@@ -87,5 +96,5 @@ def run_tick(runtime: Runtime, now: datetime, tick_id: str) -> TickResult:
     library_ids = [library_id for library_id, _ in sorted(due, key=lambda row: row[1])]
     spread_s = tick_s / budget if budget else 0.0
     if library_ids:
-        request_syncs(library_ids, sync_type="scheduled", spread_s=spread_s)
+        request_syncs(runtime, library_ids, sync_type="scheduled", spread_s=spread_s)
     return TickResult(ran=True, budget=budget, queued=len(library_ids), spread_s=spread_s)

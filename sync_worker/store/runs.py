@@ -18,7 +18,7 @@ from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from ..errors import LockLost
-from ..schedule.policy import next_auto_sync
+from .next_sync import next_auto_sync
 
 _RUN_COLUMNS = (
     "run_id::text, sync_type, started_at, resume_after, games_processed, new_games,"

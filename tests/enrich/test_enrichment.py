@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from sync_worker import client
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.enrich.queueing import max_age
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.catalog import enrichment_counts

@@ -6,7 +6,7 @@ import signal
 import time
 
 from sync_worker import client, keys
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, library_status, wait_for
 from tests.reliability.conftest import compare_with_simulator, report

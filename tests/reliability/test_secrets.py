@@ -5,7 +5,7 @@ CLI's output, each worker's log, and Redis and PostgreSQL after every test.)"""
 from __future__ import annotations
 
 from sync_worker import client
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import TEST_KEY, assert_no_secret, assert_no_secret_at_rest, wait_for
 from tests.reliability.conftest import report

@@ -10,7 +10,7 @@ import pytest
 from freezegun import freeze_time
 
 from sync_worker import client
-from sync_worker.broker import reset_broker
+from sync_worker.app import reset_broker
 from sync_worker.schedule.scheduler import run_tick, tick_budget
 from sync_worker.simulator import ProfileKind, steam_id_for
 from sync_worker.sync.pending import pending_message

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sync_worker import client, keys
-from sync_worker.broker import get_broker
+from sync_worker import client, keys, sending
+from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
 from sync_worker.sync.pending import claim_pending, pending_message
 from tests.conftest import fetch_all, library_status, wait_for
@@ -12,7 +12,7 @@ from tests.conftest import fetch_all, library_status, wait_for
 def test_a_queued_sync_of_a_cancelled_library_is_skipped(runtime, register, worker, sim):
     """Cancel before a worker takes the message: it is skipped, nothing is fetched or written."""
     library_id = register(steam_id_for(30, seed=81))
-    message = client.sync_message(library_id)
+    message = sending.sync_message(library_id)
     claim_pending(runtime.redis, library_id, message.message_id, force=False)
     get_broker().enqueue(message, delay=1500)  # still queued when we cancel
 
@@ -40,7 +40,7 @@ def test_a_request_after_a_cancel_queues_a_sync_that_runs(runtime, register, wor
     """Request, cancel, request: the cancelled message is skipped, the new one completes."""
     library_id = register(steam_id_for(20, seed=83))
     broker = get_broker()
-    first = client.sync_message(library_id)
+    first = sending.sync_message(library_id)
     claim_pending(runtime.redis, library_id, first.message_id, force=False)
     broker.enqueue(first, delay=1500)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dramatiq
 
 from sync_worker import client
-from sync_worker.broker import get_broker
+from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, library_status, wait_for
 from tests.workers import dead_letters

@@ -9,7 +9,7 @@ import time
 import dramatiq
 
 from sync_worker import keys
-from sync_worker.broker import get_broker
+from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import cli, library_status, wait_for
 from tests.workers import dead_letters, sync_and_collect

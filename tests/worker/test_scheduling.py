@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import dramatiq
 
-from sync_worker.broker import get_broker
+from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, wait_for
 
