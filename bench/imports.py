@@ -4,7 +4,8 @@ Each import runs in a fresh interpreter (nothing cached in `sys.modules`), the
 candidates alternating round by round so a busy moment hits them all alike; figures are
 medians. The baselines import only third-party libraries: the three named in the layers
 issue (Dramatiq with its Redis broker, redis, psycopg), and every third-party library the
-client loads. Target: the client within 1.3x of the first (docs/architecture.md).
+client loads. The layers issue hoped for the client within 1.3x of the first: where it
+stands, and why, is in docs/performance.md.
 
     python -m bench.imports [--rounds N] [--source DIR]
 
