@@ -51,7 +51,7 @@ class OpsHandler(BaseHTTPRequestHandler):
             self._metrics()
         elif url.path in ("/health", "/healthz"):
             wanted = parse_qs(url.query).get("min_workers", ["0"])[0] or "0"
-            if not wanted.isdigit():
+            if not (wanted.isascii() and wanted.isdigit()):
                 self._send(400, "text/plain", b"min_workers must be a whole number\n")
                 return
             self._health(int(wanted))

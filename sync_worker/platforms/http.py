@@ -152,7 +152,7 @@ class SteamHttp:
             "(STEAM_MAX_RESPONSE_MB)."
         )
         declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > self._max_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
             raise too_large
         size = 0
         for chunk in response.iter_content(chunk_size=_CHUNK_BYTES):
@@ -183,4 +183,5 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 def _retry_after(value: str) -> float | None:
-    return float(value) if value.strip().isdigit() else None
+    value = value.strip()
+    return float(value) if value.isascii() and value.isdigit() else None

@@ -216,7 +216,7 @@ class OwnedIds(Collection[str]):
         return map(str, self._keys)
 
     def __contains__(self, item: object) -> bool:
-        if not isinstance(item, str) or not item.lstrip("-").isdigit():
+        if not isinstance(item, str) or not (item.isascii() and item.lstrip("-").isdigit()):
             return False
         position = bisect.bisect_left(self._keys, int(item))
         return position < len(self._keys) and self._keys[position] == int(item)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import InvalidSteamId
 
-_STEAM_ID64 = re.compile(r"7656119\d{10}")
+_STEAM_ID64 = re.compile(r"7656119[0-9]{10}")  # ASCII only: \d takes any script's digits
 _PROFILE_URL = re.compile(
     r"(?:https?://)?(?:www\.)?steamcommunity\.com/(?P<kind>profiles|id)/(?P<value>[^/?#\s]+)/?(?:[?#].*)?"
 )
@@ -33,7 +33,7 @@ def validate_steam_id(value: str) -> str:
 def parse_identity(text: str) -> SteamIdentity:
     """Read a SteamID64, a steamcommunity.com profile URL or a vanity name."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return SteamIdentity(steam_id=validate_steam_id(text))
     url = _PROFILE_URL.fullmatch(text)
     if url:

@@ -71,6 +71,19 @@ def test_invalid_steam_id_is_rejected_before_any_http_call(steam, sim):
     assert sim.stats()["total"] == 0 and steam.api_calls == 0
 
 
+def test_only_ascii_digits_make_a_steam_id(steam, sim):
+    """Other scripts' digits (Arabic-Indic, fullwidth) are digits to Python, not to Steam:
+    accepting them would register a second library for one account."""
+    for digits in ("\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669", "\uff10" * 10):
+        spoofed = f"7656119{digits}"
+        for identity in (spoofed, f"https://steamcommunity.com/profiles/{spoofed}"):
+            with pytest.raises(InvalidSteamId):
+                steam.resolve_identity(identity)
+        with pytest.raises(InvalidSteamId):
+            steam.fetch_owned_games(spoofed)
+    assert sim.stats()["total"] == 0
+
+
 def test_bad_key_raises_key_rejected_without_the_key_in_text_or_traceback(settings, sim):
     """403 'verify your key' is permanent, and the key appears nowhere in the error."""
     secret = "SECRET-KEY-a8f3e2b1"
