@@ -103,7 +103,9 @@ def enrich_games(app_ids: list[str]) -> None:
     if (
         not isinstance(app_ids, list)
         or len(app_ids) > MAX_ENRICH_CHUNK
-        or not all(isinstance(a, str) and a.isascii() and a.isdigit() and len(a) <= 12 for a in app_ids)
+        or not all(
+            isinstance(a, str) and a.isascii() and a.isdigit() and len(a) <= 12 for a in app_ids
+        )
     ):
         raise MalformedMessage(f"enrich_games got app_ids={app_ids!r:.80}.")
     runtime = get_runtime()

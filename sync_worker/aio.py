@@ -68,10 +68,8 @@ class AsyncClient:
     # -- native asyncio ------------------------------------------------------------------
 
     async def get_status(self, library_id: str) -> dict[str, Any]:
-        """The latest progress event; from the database when Redis has none."""
-        event = await self._current(library_id)
-        if event is not None:
-            return event
+        """`client.get_status`: the latest progress event, from the database when Redis has
+        none; UnknownLibrary once the library is gone."""
         return await asyncio.to_thread(sync_client.get_status, library_id)
 
     async def progress(

@@ -123,13 +123,17 @@ def iter_progress(
 
 
 def get_status(library_id: str) -> dict[str, Any]:
-    """The library's latest progress event; from the database when Redis has none (expired, restarted)."""
+    """The library's latest progress event; from the database when Redis has none (expired, restarted).
+
+    Raises UnknownLibrary for a library that does not exist, deleted ones included (their
+    last event may outlive them in Redis).
+    """
     runtime = get_runtime()
-    event = last_event(runtime.redis, str(library_id))
-    if event is not None:
-        return event
     with runtime.pool.connection() as conn:
         library = libraries.get_library(conn, library_id)
+    event = last_event(runtime.redis, str(library.library_id))
+    if event is not None:
+        return event
     return {
         "library_id": str(library.library_id),
         "status": library.sync_status,

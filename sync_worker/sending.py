@@ -131,7 +131,9 @@ def request_syncs(
     A library with a live sync message queued or running keeps it, and its id is
     returned instead (`force=True` queues anyway; it then runs after the current one).
     """
-    messages = [sync_message(lib, force=force, sync_type=sync_type) for lib in library_ids]
+    # Every id a UUID before anything is claimed (UnknownLibrary, not a database error).
+    ids = [str(libraries.library_key(library_id)) for library_id in library_ids]
+    messages = [sync_message(lib, force=force, sync_type=sync_type) for lib in ids]
     held = claim_many(runtime.redis, [(m.args[0], m.message_id) for m in messages], force=force)
     fresh = [m for m, holder in zip(messages, held, strict=True) if holder is None]
     try:

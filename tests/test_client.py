@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from sync_worker import client, keys
+from sync_worker.aio import AsyncClient
 from sync_worker.app import get_broker, reset_broker
 from sync_worker.errors import MalformedMessage, RateLimitExhausted, UnknownLibrary
 from sync_worker.simulator import steam_id_for
@@ -68,6 +70,39 @@ def test_bad_requests_are_refused_before_anything_is_queued(runtime, register):
     with pytest.raises(MalformedMessage):
         client.request_sync(register(steam_id_for(3)), sync_type="hourly")
     assert take_message("high") is None and take_message("default") is None
+
+
+def test_a_batch_request_with_a_non_uuid_is_an_unknown_library(runtime, register):
+    """The scheduler's path too: UnknownLibrary before any slot is claimed, not a database error."""
+    real = register(steam_id_for(3, seed=52))
+    with pytest.raises(UnknownLibrary):
+        client.request_syncs([real, "not-a-uuid"])
+    assert take_message("high") is None
+    assert runtime.redis.get(keys.pending_key(real)) is None
+    assert client.get_status(real)["status"] == "never_synced"
+
+
+def test_status_of_a_deleted_library_is_unknown_not_stale(runtime, register):
+    """The web service deletes a library with SQL; its last `queued` event outlives it in
+    Redis, but a status read must not answer for a library that is gone."""
+    library_id = register(steam_id_for(4, seed=53))
+    client.request_sync(library_id)
+    assert client.get_status(library_id)["status"] == "queued"
+    with runtime.pool.connection() as conn:
+        conn.execute("DELETE FROM user_libraries WHERE library_id = %s", (library_id,))
+
+    with pytest.raises(UnknownLibrary):
+        client.get_status(library_id)
+    with pytest.raises(UnknownLibrary):
+        asyncio.run(_async_status(library_id))
+
+
+async def _async_status(library_id: str) -> dict[str, object]:
+    async_client = AsyncClient()
+    try:
+        return await async_client.get_status(library_id)
+    finally:
+        await async_client.aclose()
 
 
 def test_get_status_falls_back_to_the_database(runtime, register, make_engine):

@@ -75,7 +75,8 @@ class SteamHttp:
         self._gate = gate
         self._extra = extra_params or {}
         self._timeout = (settings.steam_connect_timeout_s, settings.steam_read_timeout_s)
-        self._max_bytes = int(settings.steam_max_response_mb * 1024 * 1024)
+        self._max_mb = settings.steam_max_response_mb
+        self._max_bytes = int(self._max_mb * 1024 * 1024)
 
     def get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         """The JSON object at `path`; `what` names the call in error messages."""
@@ -148,7 +149,7 @@ class SteamHttp:
     def _chunks(self, response: requests.Response, what: str) -> Iterator[bytes]:
         """The body in chunks, refusing more than STEAM_MAX_RESPONSE_MB (never held whole)."""
         too_large = SteamResponseTooLarge(
-            f"Steam's {what} answer is larger than {self._max_bytes >> 20} MB "
+            f"Steam's {what} answer is larger than {self._max_mb:g} MB "
             "(STEAM_MAX_RESPONSE_MB)."
         )
         declared = response.headers.get("Content-Length", "")
@@ -167,8 +168,8 @@ def _raise_for_status(status: int, retry_after: str, body: bytes, what: str) -> 
         raise SteamKeyRejected()
     if status in (403, 429):  # Steam sometimes answers 403 where it means 429
         raise SteamRateLimited(retry_after_s=_retry_after(retry_after))
-    if status == 400:
-        raise SteamBadRequest(f"Steam refused the {what} request as malformed (HTTP 400).")
+    if status in (400, 414, 431):  # malformed, or a URL / header too long: bad input, not an outage
+        raise SteamBadRequest(f"Steam refused the {what} request as malformed (HTTP {status}).")
     raise SteamUnavailable(f"Steam answered {what} with HTTP {status}.")
 
 

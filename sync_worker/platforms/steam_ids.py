@@ -39,8 +39,9 @@ def parse_identity(text: str) -> SteamIdentity:
     if url:
         if url["kind"] == "profiles":
             return SteamIdentity(steam_id=validate_steam_id(url["value"]))
-        return SteamIdentity(vanity=url["value"])
-    if _VANITY.fullmatch(text):
+        if _VANITY.fullmatch(url["value"]):
+            return SteamIdentity(vanity=url["value"])
+    elif _VANITY.fullmatch(text):
         return SteamIdentity(vanity=text)
     raise InvalidSteamId(
         f"{text[:40]!r} is not a SteamID64, a Steam profile URL or a custom URL name."

@@ -46,12 +46,17 @@ def register_library(
     return str(row[0])
 
 
-def get_library(conn: Connection[Any], library_id: str) -> Library:
-    """The library with that id; raises UnknownLibrary when there is none (or the id is not a uuid)."""
+def library_key(library_id: object) -> uuid.UUID:
+    """The library id as a UUID; raises UnknownLibrary when it cannot be one."""
     try:
-        key = uuid.UUID(str(library_id))
+        return uuid.UUID(str(library_id))
     except ValueError:
         raise UnknownLibrary(f"{str(library_id)[:40]!r} is not a library id.") from None
+
+
+def get_library(conn: Connection[Any], library_id: str) -> Library:
+    """The library with that id; raises UnknownLibrary when there is none (or the id is not a uuid)."""
+    key = library_key(library_id)
     with conn.cursor(row_factory=class_row(Library)) as cur:
         library = cur.execute(
             "SELECT library_id, platform, platform_user_id, display_name, sync_status, sync_error,"

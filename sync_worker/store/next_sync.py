@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-#: An account that is private, gone or invalid is asked again later each time it fails
+#: An account that is private, invalid or too large is asked again later each time it fails
 #: that way (1 day, 3 days, then weekly), and at its normal interval once it works again.
 PERMANENT_BACKOFF = (timedelta(days=1), timedelta(days=3), timedelta(days=7))
-ACCOUNT_PROBLEMS = frozenset({"private_profile", "invalid_steam_id"})
+#: A library too large for STEAM_MAX_RESPONSE_MB stays too large until someone raises it.
+ACCOUNT_PROBLEMS = frozenset({"private_profile", "invalid_steam_id", "steam_response_too_large"})
 #: Any other failure (Steam down past every retry, a bad key) is tried again this soon.
 FAILED_RETRY_DELAY = timedelta(hours=1)
 

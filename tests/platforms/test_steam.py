@@ -143,6 +143,14 @@ def test_identity_resolution_accepts_ids_profile_urls_and_vanity_names(steam, si
         steam.resolve_identity("https://example.com/not/steam")
 
 
+def test_an_oversized_custom_url_is_bad_input_without_a_call(steam, sim):
+    """Steam custom URLs are at most 32 characters: a 100 KB one is the user's mistake (Steam
+    would answer 414, once seen here as a transient outage), and costs no call."""
+    with pytest.raises(InvalidSteamId):
+        steam.resolve_identity("https://steamcommunity.com/id/" + "a" * 100_000)
+    assert sim.stats()["total"] == 0
+
+
 def test_display_name_comes_from_player_summaries(steam):
     """The persona name of a registered account."""
     assert steam.display_name(steam_id_for(42)) == f"Player {steam_id_for(42)[-6:]}"

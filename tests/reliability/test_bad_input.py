@@ -124,7 +124,15 @@ def test_an_oversized_steam_answer_fails_clearly_and_keeps_stored_games(
         capped.stop()
 
     assert (final["status"], final["error"]["code"]) == ("failed", "steam_response_too_large")
-    assert "STEAM_MAX_RESPONSE_MB" in final["error"]["message"]
+    assert "larger than 0.05 MB (STEAM_MAX_RESPONSE_MB)" in final["error"]["message"]
+    # Too large stays too large: asked again in a day, like a private profile, not hourly.
+    [(next_sync_s, failures)] = fetch_all(
+        runtime,
+        "SELECT extract(epoch FROM next_sync_at - last_sync_at), account_failures"
+        " FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert (round(next_sync_s), failures) == (86_400, 1)
     assert fetch_all(
         runtime,
         "SELECT count(*) FROM library_games WHERE library_id = %s AND removed_at IS NULL",
