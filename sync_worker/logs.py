@@ -1,7 +1,8 @@
 """structlog setup: JSON or console lines, stdlib logging (Dramatiq's, urllib3's) routed through it.
 
-Every line passes a redactor last, so the Steam API key cannot reach a log even when a
-library logs a full request URL (urllib3 does at DEBUG) or an exception quotes one.
+Every line passes a redactor last, so the Steam API key and the database and Redis
+passwords cannot reach a log even when a library logs a full request URL (urllib3 does at
+DEBUG) or an exception quotes one (libpq does).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 from .settings import Settings
+from .urls import mask_credentials
 
 REDACTED = "[redacted]"
 _KEY_IN_URL = re.compile(r"(?i)([?&;]key=)[^&\s\"'#]+")
@@ -25,8 +27,8 @@ MAX_TRACEBACK_CHARS = 50_000
 
 
 class SecretRedactor:
-    """A structlog processor that masks known secrets and any `key=` query parameter, and
-    shortens over-long values."""
+    """A structlog processor that masks known secrets, any `key=` query parameter and any
+    URL or libpq password, and shortens over-long values."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         self._secrets = [s for s in secrets if s]
@@ -35,7 +37,7 @@ class SecretRedactor:
         """Return text with every secret masked."""
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        return _KEY_IN_URL.sub(lambda m: m.group(1) + REDACTED, text)
+        return mask_credentials(_KEY_IN_URL.sub(lambda m: m.group(1) + REDACTED, text))
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
         return {
@@ -64,14 +66,13 @@ class SecretRedactor:
 
 def configure_logging(settings: Settings) -> None:
     """Configure structlog and the stdlib root logger once per process (idempotent)."""
-    secret = settings.steam_api_key.get_secret_value() if settings.steam_api_key else ""
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
-    redactor = SecretRedactor([secret])
+    redactor = SecretRedactor(settings.secrets)
     renderer: Processor
     if settings.effective_log_format == "json":
         renderer = structlog.processors.JSONRenderer()

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .urls import check_database_url, check_redis_url, url_secrets
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -101,10 +102,28 @@ class Settings(BaseSettings):
     # queues per broker command: with ~4 consumers that visits every queue about each second.
     broker_maintenance_interval_s: float = Field(default=0.25, gt=0)
 
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database_url(cls, value: str | None) -> str | None:
+        return check_database_url(value) if value else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: str | None) -> str | None:
+        return check_redis_url(value) if value else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold, for the log redactor: the Steam key and the
+        database and Redis passwords."""
+        key = self.steam_api_key.get_secret_value() if self.steam_api_key else ""
+        found = [key, *url_secrets(self.database_url), *url_secrets(self.redis_url)]
+        return [secret for secret in found if secret]
 
     @property
     def is_production(self) -> bool:
@@ -136,7 +155,7 @@ def _cached_settings() -> Settings:
 def describe_invalid_settings(exc: ValidationError) -> str:
     """One line naming each bad variable and what is wrong with it."""
     problems = [
-        f"{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+        f"{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg'].removeprefix('Value error, ')}"
         for error in exc.errors(include_url=False, include_input=False)
     ]
     return "invalid configuration: " + "; ".join(problems)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -151,3 +154,38 @@ def test_version_and_every_option_has_help():
             assert action.help, f"{name} {action.option_strings} has no help text"
         assert "STEAM_API_KEY" in command.format_help() and "exit status" in command.format_help()
     assert __version__ in cli({}, "--version").stdout
+
+
+PASSWORD = "s3cret-Pa55"
+BAD_URLS = {
+    "bare % in the password": ("DATABASE_URL", f"postgresql://app:{PASSWORD}%@127.0.0.1/app"),
+    "postgress:// typo": ("DATABASE_URL", f"postgress://app:{PASSWORD}@127.0.0.1/app"),
+    "invalid sslmode": ("DATABASE_URL", f"postgresql://app:{PASSWORD}@127.0.0.1/app?sslmode=on"),
+    "Redis URL of another scheme": ("REDIS_URL", f"http://:{PASSWORD}@127.0.0.1:6379/0"),
+}
+PROCESSES = {
+    "migrate": [sys.executable, "-m", "sync_worker.cli", "migrate"],
+    "enqueue": [sys.executable, "-m", "sync_worker.cli", "enqueue", "--steam-id", steam_id_for(5)],
+    "worker": [sys.executable, "-m", "dramatiq", "sync_worker.worker", "--processes", "1"],
+    "scheduler": [str(Path(sys.executable).with_name("periodiq")), "sync_worker.worker"],
+}
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=list(PROCESSES))
+@pytest.mark.parametrize("bad", BAD_URLS, ids=list(BAD_URLS))
+def test_a_malformed_url_is_one_line_and_never_prints_its_password(subprocess_env, bad, process):
+    """libpq quotes a URL it cannot read, password and all: every process refuses it with
+    configuration_error, exit 3, the URL masked."""
+    name, url = BAD_URLS[bad]
+    result = subprocess.run(
+        PROCESSES[process],
+        env={**subprocess_env, name: url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = result.stdout + result.stderr
+    assert PASSWORD not in output
+    assert result.returncode == 3, output
+    assert f"sync-worker: configuration_error: invalid configuration: {name}: " in output
+    assert "Traceback" not in output

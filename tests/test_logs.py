@@ -62,3 +62,24 @@ def test_redactor_masks_any_key_parameter():
     redactor = SecretRedactor([SECRET])
     assert redactor.redact("u?a=1&key=OTHER&b=2") == f"u?a=1&key={REDACTED}&b=2"
     assert redactor.redact(f"plain {SECRET} text") == f"plain {REDACTED} text"
+
+
+def test_database_and_redis_passwords_never_reach_a_log(capsys):
+    """The configured passwords (as written and percent-decoded) are masked wherever they
+    appear, and any URL or libpq password by its shape, configured or not."""
+    configure_logging(
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            database_url="postgresql://app:db%2Fpass@127.0.0.1/app",
+            redis_url="rediss://:redis-pass@127.0.0.1:6380/0",
+            log_format="json",
+        )
+    )
+    log = structlog.get_logger("t")
+    log.error("pool", error='connection failed: password "db/pass" refused')
+    log.error("libpq", dsn="host=h password='other pw' dbname=x user=u")
+    logging.getLogger("redis").warning("lost redis-pass at rediss://u:anything@h:6380/0")
+    out = capsys.readouterr().err
+    for secret in ("db/pass", "db%2Fpass", "redis-pass", "other pw", "anything"):
+        assert secret not in out
+    assert out.count(REDACTED) == 2 and out.count("***") == 2

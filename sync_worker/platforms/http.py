@@ -149,8 +149,7 @@ class SteamHttp:
     def _chunks(self, response: requests.Response, what: str) -> Iterator[bytes]:
         """The body in chunks, refusing more than STEAM_MAX_RESPONSE_MB (never held whole)."""
         too_large = SteamResponseTooLarge(
-            f"Steam's {what} answer is larger than {self._max_mb:g} MB "
-            "(STEAM_MAX_RESPONSE_MB)."
+            f"Steam's {what} answer is larger than {self._max_mb:g} MB (STEAM_MAX_RESPONSE_MB)."
         )
         declared = response.headers.get("Content-Length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
