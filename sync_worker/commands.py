@@ -19,7 +19,7 @@ import psycopg
 
 from .actors import queue_enrichment
 from .client import cancel_sync, get_status, register_steam_library, request_sync
-from .dead_letters import list_dead_letters, requeue
+from .dead_letters import find_dead_letter, list_dead_letters, requeue
 from .demo import run_demo
 from .enrich.queueing import claim_age, max_age, queue_all
 from .errors import (
@@ -90,15 +90,17 @@ def cmd_health(args: argparse.Namespace) -> int:
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     """List dead letters as JSON lines, or requeue one or all of them."""
     runtime = ready_runtime()
-    letters = list_dead_letters(runtime.redis, limit=args.limit)
     if not (args.requeue or args.requeue_all):
-        for letter in letters:
+        for letter in list_dead_letters(runtime.redis, limit=args.limit):
             print(json.dumps(letter.to_dict()))
         return EXIT_OK
     if args.requeue:
-        letters = [letter for letter in letters if letter.message_id == args.requeue]
-        if not letters:
+        found = find_dead_letter(runtime.redis, args.requeue)
+        if found is None:
             raise MalformedMessage(f"no dead letter has message id {args.requeue!r}.")
+        letters = [found]
+    else:
+        letters = list_dead_letters(runtime.redis, limit=None)  # every one, not a page
     results = requeue(runtime, letters)
     for letter, error in results:
         outcome = (

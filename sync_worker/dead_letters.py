@@ -50,41 +50,74 @@ class DeadLetter:
         }
 
 
+UNREADABLE = "unreadable_letter"
+
+
 def _keys(queue: str) -> tuple[str, str]:
     """The dead-letter set of a queue and the hash of its bodies."""
     dead = keys.broker_dead_letters_key(queue)
     return dead, f"{dead}.msgs"
 
 
-def list_dead_letters(client: redis.Redis, limit: int = 100) -> list[DeadLetter]:
-    """The most recent dead letters of every queue, newest first."""
+def list_dead_letters(client: redis.Redis, limit: int | None = 100) -> list[DeadLetter]:
+    """The most recent dead letters of every queue, newest first (all of them with None)."""
     letters: list[DeadLetter] = []
+    last = -1 if limit is None else limit - 1
     for queue in QUEUES:
         zset, messages = _keys(queue)
-        entries: list[tuple[bytes, float]] = client.zrevrange(zset, 0, limit - 1, withscores=True)  # type: ignore[assignment]
+        entries: list[tuple[bytes, float]] = client.zrevrange(zset, 0, last, withscores=True)  # type: ignore[assignment]
         ids = [redis_id for redis_id, _ in entries]
         bodies: list[bytes | None] = client.hmget(messages, ids) if ids else []  # type: ignore[assignment]
         for (redis_id, dead_ms), body in zip(entries, bodies, strict=True):
             if body is not None:
                 letters.append(_decode(queue, redis_id.decode(), body, dead_ms))
     letters.sort(key=lambda letter: letter.dead_at, reverse=True)
-    return letters[:limit]
+    return letters if limit is None else letters[:limit]
+
+
+def find_dead_letter(client: redis.Redis, message_id: str) -> DeadLetter | None:
+    """The dead letter with that id, however old, or None."""
+    for queue in QUEUES:
+        zset, messages = _keys(queue)
+        with client.pipeline(transaction=False) as pipe:
+            pipe.zscore(zset, message_id)
+            pipe.hget(messages, message_id)
+            dead_ms, body = pipe.execute()
+        if dead_ms is not None and body is not None:
+            return _decode(queue, message_id, body, dead_ms)
+    return None
 
 
 def _decode(queue: str, redis_id: str, body: bytes, dead_ms: float) -> DeadLetter:
+    """Whatever the body holds: a letter that is not a Dramatiq message is listed as such,
+    never a reason to stop listing the others."""
     try:
-        data: dict[str, Any] = json.loads(body)
+        data = json.loads(body)
     except ValueError:
+        data = None
+    if not isinstance(data, dict):
         data = {}
-    options = data.get("options") or {}
+    options = data.get("options")
+    if not isinstance(options, dict):
+        options = {}
+    args, kwargs = data.get("args"), data.get("kwargs")
+    error = options.get("error")
+    retries = options.get("retries")
+    readable = bool(data) and isinstance(data.get("actor_name"), str)
+    if not isinstance(error, dict) or not readable:
+        error = (
+            {"code": "unknown", "message": "No error was recorded."}
+            if readable
+            else {"code": "unreadable_letter", "message": "The letter is not a Dramatiq message."}
+        )
     return DeadLetter(
         message_id=redis_id,
         queue=queue,
         actor=str(data.get("actor_name", "?")),
-        args=list(data.get("args") or []),
-        kwargs=dict(data.get("kwargs") or {}),
-        error=options.get("error") or {"code": "unknown", "message": "No error was recorded."},
-        retries=int(options.get("retries", 0)),
+        args=list(args) if isinstance(args, list) else [],
+        kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
+        error=error,
+        retries=retries if isinstance(retries, int) else 0,
         dead_at=datetime.fromtimestamp(dead_ms / 1000, UTC).isoformat(),
     )
 
@@ -101,6 +134,8 @@ def requeue(
     sender = Sender(runtime)
     for letter in letters:
         try:
+            if letter.error["code"] == UNREADABLE:
+                raise MalformedMessage("it is not a Dramatiq message.")
             if letter.actor == SYNC_ACTOR:
                 library_id = letter.args[0] if letter.args else letter.kwargs.get("library_id")
                 if not isinstance(library_id, str):
