@@ -80,8 +80,9 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
         )
     except LockLost:
         return  # another attempt took this run over and will finish it
-    written = outcome.new_games + outcome.updated_games + outcome.removed_games
-    metrics.sync_ended(outcome.status, time.monotonic() - started, written)
+    if not outcome.redelivered:  # a redelivery's run was counted when it ended
+        written = outcome.new_games + outcome.updated_games + outcome.removed_games
+        metrics.sync_ended(outcome.status, time.monotonic() - started, written)
     log.info("sync.finished", **outcome.to_dict())
     if outcome.status == "completed":
         queue_enrichment(outcome.library_id)

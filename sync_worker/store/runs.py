@@ -53,25 +53,39 @@ class RunTotals:
     api_calls: int = 0
 
 
-def open_run(conn: Connection[Any], library_id: str, sync_type: str, token: str) -> OpenRun:
-    """Resume the library's open run under `token`, or start one; mark the library syncing.
+@dataclass(frozen=True)
+class EndedRun:
+    """How a run that has ended ended."""
+
+    run_id: str
+    status: str
+    error: dict[str, Any] | None
+    totals: RunTotals
+
+
+def open_run(
+    conn: Connection[Any], library_id: str, sync_type: str, token: str, message_id: str
+) -> OpenRun:
+    """Resume the library's open run under `token` for `message_id`, or start one; mark the
+    library syncing.
 
     The UPDATE waits for a batch still committing under the previous fence, so the
     position read here includes it.
     """
     with conn.transaction(), conn.cursor(row_factory=class_row(OpenRun)) as cur:
         run = cur.execute(
-            f"UPDATE sync_runs SET lease_token = %s, attempts = attempts + 1, updated_at = now()"
-            f" WHERE library_id = %s AND status = 'running' RETURNING {_RUN_COLUMNS}",
-            (token, library_id),
+            f"UPDATE sync_runs SET lease_token = %s, message_id = %s, attempts = attempts + 1,"
+            f" updated_at = now() WHERE library_id = %s AND status = 'running'"
+            f" RETURNING {_RUN_COLUMNS}",
+            (token, message_id, library_id),
         ).fetchone()
         if run is None:
             try:
                 with conn.transaction():
                     run = cur.execute(
-                        f"INSERT INTO sync_runs (library_id, sync_type, status, lease_token)"
-                        f" VALUES (%s, %s, 'running', %s) RETURNING {_RUN_COLUMNS}",
-                        (library_id, sync_type, token),
+                        f"INSERT INTO sync_runs (library_id, sync_type, status, lease_token,"
+                        f" message_id) VALUES (%s, %s, 'running', %s, %s) RETURNING {_RUN_COLUMNS}",
+                        (library_id, sync_type, token, message_id),
                     ).fetchone()
             except psycopg.errors.UniqueViolation:
                 raise LockLost() from None  # another attempt opened it a moment ago
@@ -82,6 +96,22 @@ def open_run(conn: Connection[Any], library_id: str, sync_type: str, token: str)
         )
     assert run is not None
     return run
+
+
+def ended_run_of(conn: Connection[Any], library_id: str, message_id: str) -> EndedRun | None:
+    """The library's run that `message_id` saw to its end, if there is one: the message
+    came back after its work was done."""
+    row = conn.execute(
+        "SELECT run_id::text, status, error, total_games, new_games, updated_games,"
+        " removed_games, api_calls FROM sync_runs"
+        " WHERE library_id = %s AND message_id = %s AND status <> 'running'"
+        " ORDER BY started_at DESC LIMIT 1",
+        (library_id, message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    run_id, status, error, *totals = row
+    return EndedRun(run_id, status, error, RunTotals(*totals))
 
 
 def fence(conn: Connection[Any], run_id: str, token: str) -> None:
@@ -167,7 +197,7 @@ def finish_run(
 
 
 def close_open_run(
-    conn: Connection[Any], library_id: str, status: str, error: dict[str, Any]
+    conn: Connection[Any], library_id: str, message_id: str, status: str, error: dict[str, Any]
 ) -> bool:
     """End the library's sync for a message that will not run again; True if a run was open.
 
@@ -176,9 +206,9 @@ def close_open_run(
     """
     row = conn.execute(
         "UPDATE sync_runs SET status = %s, finished_at = now(), updated_at = now(), error = %s,"
-        " total_games = games_processed, lease_token = NULL"
+        " total_games = games_processed, lease_token = NULL, message_id = %s"
         " WHERE library_id = %s AND status = 'running' RETURNING run_id",
-        (status, Jsonb(error), library_id),
+        (status, Jsonb(error), message_id, library_id),
     ).fetchone()
     _record_outcome(conn, library_id, status, error, None)
     return row is not None

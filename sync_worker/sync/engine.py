@@ -66,6 +66,9 @@ class SyncOutcome:
     removed_games: int
     api_calls: int
     error: dict[str, Any] | None = None
+    #: The message came back after its run had ended (a worker died before the ack):
+    #: these are that run's figures, and nothing was done again.
+    redelivered: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -117,9 +120,36 @@ class SyncEngine:
             if not lease.acquire():
                 raise SyncAlreadyRunning(retry_after_s=min(lease.holder_ttl_s, LEASE_POLL_S))
             with lease.kept_alive():
+                ended = self._ended_by(str(library.library_id), owner)
+                if ended is not None:
+                    return ended
                 return _Run(self, library, sync_type, lease).execute()
         except INFRASTRUCTURE_ERRORS as exc:  # before the run could record anything
             raise infrastructure_error(exc) from None
+
+    def _ended_by(self, library_id: str, owner: str) -> SyncOutcome | None:
+        """The outcome of the run `owner` already saw to its end, or None.
+
+        Checked under the lease, before a run is opened: a message redelivered after its
+        run ended must not open a second one (one more Steam call, and the user seeing the
+        sync start and complete twice).
+        """
+        with self.pool.connection() as conn:
+            ended = runs.ended_run_of(conn, library_id, owner)
+        if ended is None:
+            return None
+        release_pending(self.redis, library_id, owner)
+        log.info(
+            "sync.redelivered", library_id=library_id, run_id=ended.run_id, status=ended.status
+        )
+        return SyncOutcome(
+            library_id=library_id,
+            run_id=ended.run_id,
+            status=ended.status,
+            error=ended.error,
+            redelivered=True,
+            **asdict(ended.totals),
+        )
 
 
 def abandon(
@@ -142,7 +172,7 @@ def abandon(
         return False
     try:
         with pool.connection() as conn, conn.transaction():
-            runs.close_open_run(conn, library_id, status, error.to_dict())
+            runs.close_open_run(conn, library_id, owner, status, error.to_dict())
         forget_cancel(client, library_id, owner)
         release_pending(client, library_id, owner)
     finally:
@@ -162,7 +192,7 @@ class _Run:
         self.library_id = str(library.library_id)
         self.lease = lease
         with engine.pool.connection() as conn:
-            self.run = runs.open_run(conn, self.library_id, sync_type, lease.token)
+            self.run = runs.open_run(conn, self.library_id, sync_type, lease.token, lease.owner)
         self.started_at = self.run.started_at.isoformat()
         self.unrecorded_calls = 0  # Steam calls of this attempt not yet added to the run row
         self.games_processed = self.run.games_processed

@@ -411,7 +411,7 @@ def test_giving_up_waits_out_its_own_leftover_lease_but_not_a_live_delivery(
     quick = settings.model_copy(update={"sync_lock_ttl_s": 1.0})
     library_id = register(steam_id_for(10, seed=24))
     with runtime.pool.connection() as conn:
-        runs.open_run(conn, library_id, "manual", "token")
+        runs.open_run(conn, library_id, "manual", "token", "message-7")
 
     live = Lease(runtime.redis, library_id, "message-7", 1.0)
     assert live.acquire()
