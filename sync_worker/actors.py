@@ -72,6 +72,7 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
         runtime.pool,
         lambda: SteamClient(settings, gate=limiter),
         stopping=runtime.stopping,
+        outages_waited_out=True,
     )
     started = time.monotonic()
     try:

@@ -73,6 +73,8 @@ def build_middleware(
             max_retries=settings.retry_max,
             min_backoff_ms=int(settings.retry_min_backoff_s * 1000),
             max_backoff_ms=int(settings.retry_max_backoff_s * 1000),
+            outage_patience_s=settings.outage_patience_s,
+            outage_max_backoff_s=settings.outage_max_backoff_s,
         ),
         # After Retries in the list, so its after-hook runs first: a deferral is settled
         # (re-enqueued, no retry spent) before Retries looks at the exception.

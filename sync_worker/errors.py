@@ -85,14 +85,21 @@ class RateLimitExhausted(TransientError):
         self.retry_after_s = retry_after_s
 
 
-class DatabaseUnavailable(TransientError):
+class OwnOutage(TransientError):
+    """Our own PostgreSQL or Redis failed: not Steam's doing and not the library's. Work
+    waits it out (OUTAGE_PATIENCE_S) without spending the retries meant for Steam."""
+
+    code = "own_outage"
+
+
+class DatabaseUnavailable(OwnOutage):
     """PostgreSQL could not be reached or dropped the connection."""
 
     code = "database_unavailable"
     default_message = "The database is unavailable; the sync will be retried."
 
 
-class DatabaseConflict(TransientError):
+class DatabaseConflict(OwnOutage):
     """PostgreSQL rolled the transaction back to resolve a conflict (a deadlock, a
     serialization failure): trying again works."""
 
@@ -100,7 +107,7 @@ class DatabaseConflict(TransientError):
     default_message = "The database rolled back a conflicting write; the sync will be retried."
 
 
-class RedisUnavailable(TransientError):
+class RedisUnavailable(OwnOutage):
     """Redis could not be reached or dropped the connection."""
 
     code = "redis_unavailable"

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     retry_max: int = 5
     retry_min_backoff_s: float = 5.0
     retry_max_backoff_s: float = 600.0
+    # An outage of our own PostgreSQL or Redis spends none of those retries: the job waits
+    # (backing off up to OUTAGE_MAX_BACKOFF_S) for this long before retries count again.
+    outage_patience_s: float = Field(default=1800.0, ge=0)
+    outage_max_backoff_s: float = Field(default=30.0, gt=0)
 
     # Observability: the ops server of each `dramatiq` command (/metrics, /health); 0: none.
     metrics_port: int = Field(default=9191, ge=0, le=65535)

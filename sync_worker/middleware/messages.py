@@ -30,6 +30,7 @@ class MessageOutcome:
 
     deferred: SyncDeferred | None = None  # re-enqueued to resume later (no retry spent)
     delay_s: float | None = None  # re-enqueued (as a deferral or a retry) with this delay
+    outage: bool = False  # re-enqueued to wait out our own outage (no retry spent)
     dead_lettered: bool = False  # given up
     cancelled: bool = False  # skipped: its library's sync was cancelled
     error: SyncWorkerError | None = None

@@ -61,6 +61,15 @@ class Progress(Middleware):
             if not isinstance(outcome.deferred, SyncAlreadyRunning):
                 with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
                     publisher.lifecycle("queued", error.message, retry_in_s=delay_s)
+        elif outcome.outage:
+            # Our outage, not the user's problem: the sync is queued and resumes by itself.
+            with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+                publisher.lifecycle(
+                    "queued",
+                    f"{error.message} Resuming in {delay_s:.0f} s.",
+                    error=error.to_dict(),
+                    retry_in_s=delay_s,
+                )
         elif outcome.delay_s is not None:
             with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
                 retry = message.options["retries"]

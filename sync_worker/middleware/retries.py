@@ -1,7 +1,9 @@
 """Retries: transient failures retry with exponential backoff and jitter; the rest fail at once.
 
 Replaces Dramatiq's own Retries (which would retry everything). `Retry-After` from
-Steam wins when it asks for longer. A message that runs out of retries, or cannot be
+Steam wins when it asks for longer. An outage of our own PostgreSQL or Redis is not the
+library's failure: it is waited out for OUTAGE_PATIENCE_S, backing off to at most
+OUTAGE_MAX_BACKOFF_S, without spending a retry; only then do retries count again. A message that runs out of retries, or cannot be
 processed at all (malformed, unknown library, a bug), is dead-lettered with its error
 code and sentence; Progress then records the failure on the library.
 """
@@ -9,13 +11,14 @@ code and sentence; Progress then records the failure on the library.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import dramatiq
 import structlog
 from dramatiq.middleware import Middleware
 
-from ..errors import InternalError, LockLost, SyncDeferred, TransientError
+from ..errors import InternalError, LockLost, OwnOutage, SyncDeferred, TransientError
 from .messages import as_sync_error, dead_letter, outcome_of, until_stored
 
 log = structlog.get_logger(__name__)
@@ -25,11 +28,19 @@ class Retries(Middleware):
     """Decides retry or dead-letter for a failed message."""
 
     def __init__(
-        self, *, max_retries: int = 5, min_backoff_ms: int = 5_000, max_backoff_ms: int = 600_000
+        self,
+        *,
+        max_retries: int = 5,
+        min_backoff_ms: int = 5_000,
+        max_backoff_ms: int = 600_000,
+        outage_patience_s: float = 1800.0,
+        outage_max_backoff_s: float = 30.0,
     ) -> None:
         self.max_retries = max_retries
         self.min_backoff_ms = min_backoff_ms
         self.max_backoff_ms = max_backoff_ms
+        self.outage_patience_s = outage_patience_s
+        self.outage_max_backoff_s = outage_max_backoff_s
 
     @property
     def actor_options(self) -> set[str]:
@@ -58,6 +69,8 @@ class Retries(Middleware):
         error = as_sync_error(exception)
         outcome = outcome_of(message)
         outcome.error = error
+        if self._waits_out_outage(broker, message, error):
+            return
         retries = message.options.get("retries", 0)
         max_retries = self._option(broker, message, "max_retries", self.max_retries)
         if isinstance(error, TransientError) and retries < max_retries:
@@ -83,6 +96,34 @@ class Retries(Middleware):
             retries=retries,
             exc_info=isinstance(error, InternalError),
         )
+
+    def _waits_out_outage(self, broker: dramatiq.Broker, message: Any, error: Exception) -> bool:
+        """Re-enqueue a message that met our own outage, without spending a retry, while
+        the outage is younger than the patience; True when it did."""
+        if not isinstance(error, OwnOutage):
+            message.options.pop("outage_since", None)  # a later outage gets all the patience
+            message.options.pop("outage_waits", None)
+            return False
+        now = time.time()
+        since = float(message.options.setdefault("outage_since", now))
+        if now - since >= self.outage_patience_s:
+            return False  # an outage this long: retries count again, and run out
+        waits = int(message.options.get("outage_waits", 0))
+        ceiling = min(self.outage_max_backoff_s, self.min_backoff_ms / 1000 * 2**waits)
+        delay_s = random.uniform(ceiling / 2, ceiling)
+        message.options["outage_waits"] = waits + 1
+        until_stored(lambda: broker.enqueue(message, delay=int(delay_s * 1000)), "outage wait")
+        outcome = outcome_of(message)
+        outcome.delay_s = delay_s
+        outcome.outage = True
+        log.warning(
+            "sync.waiting_out_outage",
+            error_code=error.code,
+            retry_in_s=round(delay_s, 1),
+            waited_s=round(now - since),
+            patience_s=self.outage_patience_s,
+        )
+        return True
 
     def _backoff_s(
         self, broker: dramatiq.Broker, message: Any, retries: int, error: TransientError

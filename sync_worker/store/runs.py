@@ -145,18 +145,25 @@ def record_batch(
 
 
 def record_failed_attempt(
-    conn: Connection[Any], library_id: str, run_id: str, error: dict[str, Any], api_calls: int
+    conn: Connection[Any],
+    library_id: str,
+    run_id: str,
+    error: dict[str, Any],
+    api_calls: int,
+    *,
+    library_status: str = "failed",
 ) -> None:
-    """An attempt failed but the run stays open for the retry (or the next sync) to resume."""
+    """An attempt failed but the run stays open for the retry (or the next sync) to resume;
+    the library says `library_status` meanwhile (`queued` while our own outage is waited out)."""
     conn.execute(
         "UPDATE sync_runs SET api_calls = api_calls + %s, error = %s, updated_at = now()"
         " WHERE run_id = %s",
         (api_calls, Jsonb(error), run_id),
     )
     conn.execute(
-        "UPDATE user_libraries SET sync_status = 'failed', sync_error = %s, last_sync_at = now(),"
+        "UPDATE user_libraries SET sync_status = %s, sync_error = %s, last_sync_at = now(),"
         " updated_at = now() WHERE library_id = %s",
-        (Jsonb(error), library_id),
+        (library_status, Jsonb(error), library_id),
     )
 
 

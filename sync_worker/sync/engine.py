@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from ..errors import (
     Interrupted,
     LockLost,
+    OwnOutage,
     PermanentError,
     PrivateProfile,
     SyncAlreadyRunning,
@@ -88,9 +89,12 @@ class SyncEngine:
         stopping: threading.Event | None = None,
         after_batch: AfterBatch | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        outages_waited_out: bool = False,
     ) -> None:
         """`stopping`, once set, ends the run at its next batch boundary (WorkerStopping);
-        `on_event` sees each progress event the run publishes."""
+        `on_event` sees each progress event the run publishes; `outages_waited_out` (the
+        workers, whose Retries wait our own outages out) leaves a library whose attempt met
+        such an outage `queued` rather than `failed`."""
         self.settings = settings
         self.redis = client
         self.pool = pool
@@ -98,6 +102,7 @@ class SyncEngine:
         self.stopping = stopping
         self.after_batch = after_batch
         self.on_event = on_event
+        self.outages_waited_out = outages_waited_out
 
     def sync(
         self, library_id: str, sync_type: str = "manual", *, owner: str | None = None
@@ -408,9 +413,15 @@ class _Run:
         Not announced: whoever retries (the Retries middleware, or the CLI) publishes
         `retrying` or `failed`.
         """
+        waits = self.engine.outages_waited_out and isinstance(error, OwnOutage)
         with contextlib.suppress(LockLost, *INFRASTRUCTURE_ERRORS), self._fenced() as conn:
             runs.record_failed_attempt(
-                conn, self.library_id, self.run.run_id, error.to_dict(), self.unrecorded_calls
+                conn,
+                self.library_id,
+                self.run.run_id,
+                error.to_dict(),
+                self.unrecorded_calls,
+                library_status="queued" if waits else "failed",
             )
         self.log.warning("sync.attempt_failed", error_code=error.code, reason=error.message)
 

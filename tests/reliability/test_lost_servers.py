@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from sync_worker import keys
+from sync_worker import client, keys
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.migrations import migrate
@@ -141,6 +142,55 @@ def test_postgres_restart_mid_sync_loses_nothing(
         "retried, resumes, exact counts",
         f"completed after {attempts} attempt(s)",
         rows,
+        recovery_s,
+    )
+    pg_runtime.close()
+
+
+def test_a_long_postgres_outage_is_waited_out_not_failed(
+    runtime, settings, sim, subprocess_env, workers, own_postgres
+):
+    """PostgreSQL down far longer than the retries last (RETRY_MAX=3, under 3 s of
+    backoff): our outage is not the library's failure. The sync waits without spending a
+    retry, is never announced failed or retrying, is not dead-lettered, and completes."""
+    pg_runtime = Runtime(settings.model_copy(update={"database_url": own_postgres.dsn}))
+    with pg_runtime.pool.connection() as conn:
+        migrate(conn)
+    env = {**subprocess_env, "DATABASE_URL": own_postgres.dsn, "OUTAGE_MAX_BACKOFF_S": "1"}
+    games = 3_000
+    steam_id = steam_id_for(games, seed=113)
+    group = workers(env, "postgres-outage").wait_ready()
+    library_id = enqueue(env, steam_id)
+    events: list[dict] = []
+    watcher = threading.Thread(
+        target=lambda: events.extend(client.iter_progress(library_id, timeout_s=60)), daemon=True
+    )
+    watcher.start()
+    wait_for(lambda: committed(pg_runtime, library_id) >= games // 3, 60, "a third committed")
+
+    down_at = outage(own_postgres.stop, own_postgres.start, 12)
+    watcher.join(timeout=90)
+    recovery_s = time.monotonic() - down_at
+
+    statuses = [event["status"] for event in events]
+    assert statuses[-1] == "completed", statuses
+    assert "failed" not in statuses and "retrying" not in statuses
+    waiting = [e for e in events if e["status"] == "queued" and e.get("error")]
+    assert waiting and waiting[0]["error"]["code"] == "database_unavailable"
+    assert "Resuming in" in waiting[0]["message"]
+    assert runtime.redis.zcard(keys.broker_dead_letters_key("high")) == 0
+    assert group.events("sync.waiting_out_outage") and not group.events("sync.retrying")
+    [(status, new_games)] = fetch_all(
+        pg_runtime, "SELECT status, new_games FROM sync_runs WHERE library_id = %s", library_id
+    )
+    assert (status, new_games) == ("completed", games)
+    truth = compare_with_simulator(pg_runtime, library_id, steam_id, sim)
+    assert truth.mismatches == [] and truth.rows_checked == games
+    report(
+        "PostgreSQL down 12 s, retries last < 3 s",
+        "waits (queued), no retry spent, completes",
+        f"{statuses.count('queued') - 1} waits announced, completed, 0 dead letters",
+        truth.rows_checked,
         recovery_s,
     )
     pg_runtime.close()
