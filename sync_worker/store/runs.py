@@ -4,6 +4,10 @@ A library has at most one open run (`status = 'running'`); every attempt resumes
 Each attempt takes the run's fence (`lease_token`) when it opens it, and every write
 transaction of that attempt starts with `fence()`: an attempt whose fence was taken over
 (its lease lapsed and another worker resumed the run) cannot commit another batch.
+
+Lock order: every transaction here locks the library's row before its run's row, as a
+DELETE of the library does (it cascades from `user_libraries` to `sync_runs`), so the web
+service can delete a library mid-sync without a deadlock; the sync then stands down.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from psycopg import Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from ..errors import LockLost
+from ..errors import LockLost, UnknownLibrary
 from .next_sync import next_auto_sync
 
 _RUN_COLUMNS = (
@@ -73,6 +77,8 @@ def open_run(
     position read here includes it.
     """
     with conn.transaction(), conn.cursor(row_factory=class_row(OpenRun)) as cur:
+        if not lock_library(conn, library_id):
+            raise UnknownLibrary(f"No library with id {library_id} exists.")
         run = cur.execute(
             f"UPDATE sync_runs SET lease_token = %s, message_id = %s, attempts = attempts + 1,"
             f" updated_at = now() WHERE library_id = %s AND status = 'running'"
@@ -114,8 +120,20 @@ def ended_run_of(conn: Connection[Any], library_id: str, message_id: str) -> End
     return EndedRun(run_id, status, error, RunTotals(*totals))
 
 
-def fence(conn: Connection[Any], run_id: str, token: str) -> None:
-    """Lock the open run for this transaction; raise LockLost unless `token` still owns it."""
+def lock_library(conn: Connection[Any], library_id: str) -> bool:
+    """Keep the library from being deleted until this transaction ends (other updates of its
+    row go on); False when it is gone already. Taken first: see the lock order above."""
+    row = conn.execute(
+        "SELECT 1 FROM user_libraries WHERE library_id = %s FOR KEY SHARE", (library_id,)
+    ).fetchone()
+    return row is not None
+
+
+def fence(conn: Connection[Any], library_id: str, run_id: str, token: str) -> None:
+    """Lock the library, then the open run, for this transaction; raise LockLost unless
+    `token` still owns the run (a deleted library's run is gone with it)."""
+    if not lock_library(conn, library_id):
+        raise LockLost()
     owned = conn.execute(
         "SELECT 1 FROM sync_runs WHERE run_id = %s AND lease_token = %s AND status = 'running'"
         " FOR UPDATE",
@@ -211,6 +229,8 @@ def close_open_run(
     The caller holds the library's lease, so no live attempt competes; a stale one's
     fence fails once the run is closed.
     """
+    if not lock_library(conn, library_id):
+        return False
     row = conn.execute(
         "UPDATE sync_runs SET status = %s, finished_at = now(), updated_at = now(), error = %s,"
         " total_games = games_processed, lease_token = NULL, message_id = %s"

@@ -325,7 +325,7 @@ class _Run:
     def _fenced(self) -> Iterator[Connection[Any]]:
         """A transaction for this attempt's writes: raises LockLost unless it still owns the run."""
         with self.engine.pool.connection() as conn, conn.transaction():
-            runs.fence(conn, self.run.run_id, self.lease.token)
+            runs.fence(conn, self.library_id, self.run.run_id, self.lease.token)
             yield conn
 
     # -- endings -------------------------------------------------------------------

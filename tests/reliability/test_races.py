@@ -12,6 +12,7 @@ from sync_worker.app import reset_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, library_status, wait_for
 from tests.reliability.conftest import compare_with_simulator, report
+from tests.workers import idle
 
 
 def runs_of(runtime, library_id: str) -> list[tuple]:
@@ -173,4 +174,47 @@ def test_a_stalled_worker_whose_lease_expired_cannot_write_again(
         "1 run, 300 batches, exact",
         truth.rows_checked,
         taken_over_s,
+    )
+
+
+def test_deleting_libraries_mid_sync_never_deadlocks(runtime, register, subprocess_env, workers):
+    """The web service deletes a library while its sync writes batches: the DELETE goes
+    through (it waits for the batch in flight at most), the sync stands down quietly, and
+    nothing of the library is left."""
+    group = workers(subprocess_env, "deletes", processes=1, threads=4).wait_ready()
+    reset_broker()
+    library_ids = [register(steam_id_for(8_000, seed=180 + i)) for i in range(6)]
+    for library_id in library_ids:
+        client.request_sync(library_id)
+
+    def syncing(library_id: str) -> bool:
+        rows = fetch_all(
+            runtime,
+            "SELECT games_processed FROM sync_runs WHERE library_id = %s AND status = 'running'",
+            library_id,
+        )
+        return bool(rows) and rows[0][0] >= 200
+
+    deleted = 0
+    for library_id in library_ids:
+        wait_for(lambda lib=library_id: syncing(lib), 60, "the sync to be writing batches")
+        with runtime.pool.connection() as conn:
+            conn.execute("SET deadlock_timeout = '100ms'")  # a deadlock shows at once
+            conn.execute("DELETE FROM user_libraries WHERE library_id = %s", (library_id,))
+        deleted += 1
+
+    wait_for(lambda: idle(runtime), 60, "the workers to stand down")
+    for table in ("user_libraries", "sync_runs", "library_games", "library_slices"):
+        assert fetch_all(
+            runtime, f"SELECT count(*) FROM {table} WHERE library_id = ANY(%s::uuid[])", library_ids
+        ) == [(0,)], table
+    assert group.process.poll() is None
+    assert len(group.events("sync.stood_down")) == len(library_ids)
+    assert runtime.redis.zcard(keys.broker_dead_letters_key("high")) == 0
+    report(
+        "DELETE of 6 libraries mid-sync",
+        "deleted, syncs stand down, no deadlock",
+        f"{deleted} deleted, {len(group.events('sync.stood_down'))} stood down",
+        0,
+        None,
     )
