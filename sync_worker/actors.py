@@ -13,7 +13,7 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
@@ -21,6 +21,7 @@ import structlog
 from dramatiq.middleware import CurrentMessage
 
 from . import metrics
+from .broker import PERIODIC_SKIP_DELAY_S
 from .enrich.engine import enrich_apps
 from .enrich.queueing import max_age, queue_for_library
 from .errors import LockLost, MalformedMessage, SyncWorkerError
@@ -47,6 +48,7 @@ log = structlog.get_logger(__name__)
 SYNC_TIME_LIMIT_MS = 15 * 60 * 1000
 MAX_ENRICH_CHUNK = 1_000
 ENRICH_PRIORITY = 100
+TICK_SEND_FIRST_PAUSE_S, TICK_SEND_MAX_PAUSE_S = 0.5, 4.0
 TICK_FAILURES: tuple[type[BaseException], ...] = (SyncWorkerError, *INFRASTRUCTURE_ERRORS)
 
 
@@ -139,6 +141,41 @@ def schedule_auto_syncs() -> None:
     log.info("schedule.tick", tick=tick_id, **asdict(result))
 
 
+class PatientTickActor(dramatiq.Actor[[], None]):
+    """The periodic tick's actor. periodiq's scheduler sends it, and lets any error end its
+    process: a Redis blip at tick time would stop every auto-sync until someone restarted
+    it. Sending is retried with back-off while the tick is still worth running (periodiq's
+    middleware skips one PERIODIC_SKIP_DELAY_S late); then this tick is given up and the
+    scheduler goes on ticking: the next tick finds whatever is still due."""
+
+    def send_with_options(
+        self,
+        *,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        delay: timedelta | int | None = None,
+        **options: Any,
+    ) -> dramatiq.Message[None]:
+        """Enqueue the tick, riding out a Redis outage for as long as the tick matters."""
+        if isinstance(delay, timedelta):
+            delay = int(delay.total_seconds() * 1000)
+        message = self.message_with_options(args=args, kwargs=kwargs, **options)
+        deadline = time.monotonic() + PERIODIC_SKIP_DELAY_S
+        pause_s = TICK_SEND_FIRST_PAUSE_S
+        while True:
+            try:
+                return self.broker.enqueue(message, delay=delay)
+            except INFRASTRUCTURE_ERRORS as exc:
+                if time.monotonic() + pause_s > deadline:
+                    log.error("schedule.tick_not_sent", error=type(exc).__name__)
+                    return message
+                log.warning(
+                    "schedule.tick_send_retry", error=type(exc).__name__, retry_in_s=pause_s
+                )
+                time.sleep(pause_s)
+                pause_s = min(pause_s * 2, TICK_SEND_MAX_PAUSE_S)
+
+
 def rejecting_bad_arguments(fn: Callable[..., None]) -> Callable[..., None]:
     """Turn a message whose arguments do not fit the actor's signature into MalformedMessage.
 
@@ -171,6 +208,7 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> dict[str, Any
             throws=(SyncWorkerError,),
         )(rejecting_bad_arguments(enrich_games)),
         "schedule_auto_syncs": dramatiq.actor(
+            actor_class=PatientTickActor,
             broker=broker,
             actor_name=SCHEDULE_ACTOR,
             queue_name=QUEUE_DEFAULT,

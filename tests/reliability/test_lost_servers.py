@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +200,46 @@ def test_a_long_postgres_outage_is_waited_out_not_failed(
         recovery_s,
     )
     pg_runtime.close()
+
+
+def test_the_scheduler_rides_out_redis_down_across_a_tick(subprocess_env, own_redis, tmp_path):
+    """Redis down from 4 s before a tick to 6 s after it: the scheduler process (the
+    Procfile's `periodiq sync_worker.worker`) retries sending the tick, sends it once Redis
+    is back, and keeps running (periodiq used to exit 1 there, ending every auto-sync)."""
+    env = {**subprocess_env, "REDIS_URL": own_redis.url, "AUTO_SYNC_CRON": "* * * * *"}
+    log_path = tmp_path / "scheduler.log"
+    with log_path.open("w") as log:
+        scheduler = subprocess.Popen(
+            [str(Path(sys.executable).with_name("periodiq")), "sync_worker.worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "Registered periodic actors" in log_path.read_text(), 30, "periodiq")
+        seconds_left = 60 - datetime.now().second - datetime.now().microsecond / 1e6
+        if seconds_left < 6:  # too close to this tick to stop Redis before it: take the next
+            time.sleep(seconds_left + 1)
+            seconds_left = 60 - datetime.now().second - datetime.now().microsecond / 1e6
+        time.sleep(seconds_left - 4)
+        down_at = outage(own_redis.stop, own_redis.start, 10)
+        queued = own_redis.client()
+        wait_for(lambda: queued.llen("dramatiq:default") >= 1, 30, "the tick, sent late")
+        recovery_s = time.monotonic() - down_at
+        assert scheduler.poll() is None, log_path.read_text()[-3000:]
+        text = log_path.read_text()
+        assert "schedule.tick_send_retry" in text and "Unhandled error" not in text
+        [body] = queued.hvals("dramatiq:default.msgs")
+        assert json.loads(body)["actor_name"] == "schedule_auto_syncs"
+    finally:
+        os.killpg(scheduler.pid, signal.SIGTERM)
+        scheduler.wait(timeout=30)
+    assert_no_secret(log_path.read_text(), "the scheduler's log")
+    report(
+        "Redis down 10 s across a scheduler tick",
+        "tick sent once Redis is back, scheduler alive",
+        "tick sent, scheduler alive",
+        0,
+        recovery_s,
+    )
