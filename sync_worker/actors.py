@@ -134,7 +134,8 @@ def schedule_auto_syncs() -> None:
     scheduled_at = message.options.get("scheduled_at") if message is not None else None
     tick_id = scheduled_at or now.strftime("%Y-%m-%dT%H:%M")
     try:
-        result = run_tick(get_runtime(), now, tick_id)
+        owner = message.message_id if message is not None else None
+        result = run_tick(get_runtime(), now, tick_id, owner)
     except TICK_FAILURES as exc:
         log.error("schedule.tick_failed", tick=tick_id, error=type(exc).__name__)
         return

@@ -6,12 +6,16 @@ forward by a claim so an overlapping tick cannot pick them again. They are queue
 `scheduled` syncs on `default` through the same de-duplicating path as the web
 service, spread evenly across the tick. A tick lease in Redis makes a tick run once
 however many schedulers sent it; a missed tick loses nothing, since whatever is due
-stays due in the database until a tick queues it.
+stays due in the database until a tick queues it. A tick message redelivered after its
+worker died mid-tick queues what it had claimed; a tick that fails to queue gives its
+claim back to the next tick.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +24,7 @@ from periodiq import CronSpec, cron
 
 from .. import keys
 from ..errors import ConfigurationError
+from ..infrastructure import INFRASTRUCTURE_ERRORS
 from ..runtime import Runtime
 from ..sending import request_syncs
 from ..settings import Settings
@@ -36,6 +41,17 @@ WITH due AS (
 UPDATE user_libraries AS l SET next_sync_at = %(claimed_until)s
 FROM due WHERE l.library_id = due.library_id
 RETURNING l.library_id::text, extract(epoch FROM due.next_sync_at)::float8  -- -inf: never synced
+"""
+# The libraries one tick claimed: their next_sync_at is exactly its claim's end (an index scan).
+_CLAIMED = """
+SELECT library_id::text FROM user_libraries
+WHERE auto_sync AND next_sync_at = %(claimed_until)s
+ORDER BY library_id
+"""
+# A tick that could not queue what it claimed gives it back: due again now.
+_RELEASE_CLAIM = """
+UPDATE user_libraries SET next_sync_at = %(now)s
+WHERE auto_sync AND next_sync_at = %(claimed_until)s
 """
 
 
@@ -76,25 +92,68 @@ def tick_budget(settings: Settings, tick_s: float) -> int:
     return math.floor(per_second * tick_s * settings.auto_sync_budget_share)
 
 
-def run_tick(runtime: Runtime, now: datetime, tick_id: str) -> TickResult:
-    """Run the tick `tick_id` once across every scheduler: queue due libraries, spread out."""
+def run_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str | None = None) -> TickResult:
+    """Run the tick `tick_id` once across every scheduler: queue due libraries, spread out.
+
+    `owner` is the tick message's id: a redelivery of the message that took the tick (its
+    worker died between claiming and queueing) queues what that delivery claimed. If the
+    queueing fails, the claimed libraries are released to the next tick.
+    """
     settings = runtime.settings
     tick_s = tick_seconds(settings, now)
     budget = tick_budget(settings, tick_s)
-    lease = keys.scheduler_tick_key(tick_id)
-    if not runtime.redis.set(lease, now.isoformat(), nx=True, ex=max(int(tick_s) * 12, 3600)):
+    claim = claim_tick(runtime, now, tick_id, owner or f"by-hand-{secrets.token_hex(8)}")
+    if claim is None:
         return TickResult(ran=False, budget=budget, queued=0, spread_s=0.0)
+    spread_s = tick_s / budget if budget else 0.0
+    if claim.library_ids:
+        try:
+            request_syncs(runtime, claim.library_ids, sync_type="scheduled", spread_s=spread_s)
+        except Exception:
+            with contextlib.suppress(*INFRASTRUCTURE_ERRORS), runtime.pool.connection() as conn:
+                conn.execute(_RELEASE_CLAIM, {"now": now, "claimed_until": claim.claimed_until})
+            raise
+    return TickResult(ran=True, budget=budget, queued=len(claim.library_ids), spread_s=spread_s)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The libraries a tick took, most overdue first, and until when they are claimed."""
+
+    library_ids: list[str]
+    claimed_until: datetime
+
+
+def claim_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str) -> Claim | None:
+    """Take the tick for `owner` and claim its due libraries; None when another owner took it.
+
+    The tick key records the owner and the claim's end, so a redelivery of the same
+    message finds the libraries it claimed (those still claimed: a sync since may have
+    moved one on) instead of claiming a second budget's worth.
+    """
+    settings = runtime.settings
+    tick_s = tick_seconds(settings, now)
+    key = keys.scheduler_tick_key(tick_id)
+    claimed_until = now + timedelta(seconds=settings.auto_sync_claim_s)
+    taken = runtime.redis.set(
+        key, f"{owner} {claimed_until.isoformat()}", nx=True, ex=max(int(tick_s) * 12, 3600)
+    )
+    if not taken:
+        held = runtime.redis.get(key)
+        text = held.decode() if isinstance(held, bytes) else str(held or "")
+        held_by, _, until = text.partition(" ")
+        if held_by != owner or not until:
+            return None
+        with runtime.pool.connection() as conn:
+            rows = conn.execute(
+                _CLAIMED, {"claimed_until": datetime.fromisoformat(until)}
+            ).fetchall()
+        return Claim([library_id for (library_id,) in rows], datetime.fromisoformat(until))
     with runtime.pool.connection() as conn:
         due = conn.execute(
             _CLAIM_DUE,
-            {
-                "now": now,
-                "budget": budget,
-                "claimed_until": now + timedelta(seconds=settings.auto_sync_claim_s),
-            },
+            {"now": now, "budget": tick_budget(settings, tick_s), "claimed_until": claimed_until},
         ).fetchall()
-    library_ids = [library_id for library_id, _ in sorted(due, key=lambda row: row[1])]
-    spread_s = tick_s / budget if budget else 0.0
-    if library_ids:
-        request_syncs(runtime, library_ids, sync_type="scheduled", spread_s=spread_s)
-    return TickResult(ran=True, budget=budget, queued=len(library_ids), spread_s=spread_s)
+    return Claim(
+        [library_id for library_id, _ in sorted(due, key=lambda row: row[1])], claimed_until
+    )

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from freezegun import freeze_time
 
 from sync_worker import client
 from sync_worker.app import reset_broker
-from sync_worker.schedule.scheduler import run_tick, tick_budget
+from sync_worker.schedule import scheduler
+from sync_worker.schedule.scheduler import claim_tick, run_tick, tick_budget
 from sync_worker.simulator import ProfileKind, steam_id_for
 from sync_worker.sync.pending import pending_message
 from tests.conftest import fetch_all
@@ -107,6 +109,44 @@ def test_two_schedulers_sending_the_same_tick_queue_once(runtime):
 
     assert (first.ran, first.queued, second.ran, second.queued) == (True, 1, False, 0)
     assert len(queued_messages(runtime)) == 1
+
+
+def test_a_redelivered_tick_queues_what_its_first_delivery_claimed(runtime):
+    """The worker died between claiming and queueing: the same message, redelivered, queues
+    those libraries (it used to see its own tick key and return, leaving them claimed for
+    an hour); a different message for the same tick still does nothing."""
+    ids = {
+        library(runtime, steam_id_for(1, seed=230 + i), due_in=-timedelta(hours=1))
+        for i in range(3)
+    }
+    claim = claim_tick(runtime, T0, "2031-05-04T12:05:00+00:00", "tick-message-1")  # then died
+    assert claim is not None and set(claim.library_ids) == ids
+    assert queued_messages(runtime) == []
+
+    other = run_tick(runtime, T0, "2031-05-04T12:05:00+00:00", "tick-message-2")
+    again = run_tick(
+        runtime, T0 + timedelta(seconds=15), "2031-05-04T12:05:00+00:00", "tick-message-1"
+    )
+
+    assert (other.ran, again.ran, again.queued) == (False, True, 3)
+    assert {m["args"][0] for m in queued_messages(runtime)} == ids
+
+
+def test_a_tick_that_cannot_queue_gives_its_claim_back(runtime, monkeypatch):
+    """Queueing failed (Redis went away mid-tick): the claimed libraries are due again at
+    once for the next tick, not claimed for an hour."""
+    library_id = library(runtime, steam_id_for(1, seed=240), due_in=-timedelta(hours=1))
+
+    def redis_gone(*args: object, **kwargs: object) -> None:
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(scheduler, "request_syncs", redis_gone)
+    with pytest.raises(redis.ConnectionError):
+        run_tick(runtime, T0, "t0")
+    monkeypatch.undo()
+
+    assert run_tick(runtime, T0 + timedelta(minutes=5), "t1").queued == 1
+    assert [m["args"][0] for m in queued_messages(runtime)] == [library_id]
 
 
 def test_a_tick_queues_no_more_than_the_budget_and_spreads_it(runtime, monkeypatch):
