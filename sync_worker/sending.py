@@ -22,7 +22,7 @@ from .runtime import Runtime
 from .store import libraries
 from .sync.lease import lease_owners
 from .sync.pending import claim_many, release_pending, track_pending
-from .sync.progress import make_event, write_events
+from .sync.progress import make_event, write_queued_events
 
 #: Priority is by queue, each served by its own processes (see the Procfile):
 #: Dramatiq on Redis has no priority across queues.
@@ -136,23 +136,42 @@ def request_syncs(
     messages = [sync_message(lib, force=force, sync_type=sync_type) for lib in ids]
     held = claim_many(runtime.redis, [(m.args[0], m.message_id) for m in messages], force=force)
     fresh = [m for m, holder in zip(messages, held, strict=True) if holder is None]
+    sender = Sender(runtime)
+    sent = 0
     try:
-        # Announce before enqueueing: a fast worker's `starting` must not be overwritten.
-        # A sync already running (a forced request, an inline run) keeps its own status.
-        owners = lease_owners(runtime.redis, [m.args[0] for m in fresh])
-        idle = [library_id for library_id, owner in owners.items() if owner is None]
-        with runtime.pool.connection() as conn:
-            totals = libraries.set_queued(conn, idle)
-        events = [
-            make_event(lib, "queued", message=f"Queued a {sync_type} sync", total_games=total)
-            for lib, total in totals.items()
-        ]
-        write_events(runtime.redis, events, runtime.settings.progress_ttl_s)
-        sender = Sender(runtime)
         for position, message in enumerate(fresh):
             sender.send(message, delay_ms=int(position * spread_s * 1000))
+            sent += 1
     except Exception:
-        for message in fresh:
+        for message in fresh[sent:]:  # those sent hold their slots: they will run
             release_pending(runtime.redis, message.args[0], message.message_id)
         raise
+    _announce_queued(runtime, fresh, sync_type)
     return [holder or m.message_id for m, holder in zip(messages, held, strict=True)]
+
+
+def _announce_queued(
+    runtime: Runtime, sent: Sequence[dramatiq.Message[None]], sync_type: str
+) -> None:
+    """Mark the libraries of messages now stored `queued`, and say so on the progress channel.
+
+    After the message exists, never before: a process dying in between leaves a message
+    that runs, not a `queued` with nothing behind it. A library whose sync already runs
+    keeps its own status: another message's (a forced request queued behind it, an inline
+    run), or this one's, taken by a worker at once (its events carry its message id).
+    """
+    owners = lease_owners(runtime.redis, [m.args[0] for m in sent])
+    ours = {m.args[0]: m.message_id for m in sent if owners[m.args[0]] in (None, m.message_id)}
+    with runtime.pool.connection() as conn:
+        totals = libraries.set_queued(conn, list(ours.items()))
+    events = [
+        make_event(
+            lib,
+            "queued",
+            message=f"Queued a {sync_type} sync",
+            total_games=total,
+            message_id=ours[lib],
+        )
+        for lib, total in totals.items()
+    ]
+    write_queued_events(runtime.redis, events, runtime.settings.progress_ttl_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import dramatiq
@@ -16,6 +17,7 @@ from sync_worker.aio import AsyncClient
 from sync_worker.app import get_broker, reset_broker
 from sync_worker.errors import MalformedMessage, RateLimitExhausted, UnknownLibrary
 from sync_worker.simulator import steam_id_for
+from sync_worker.sync.pending import ENQUEUE_GRACE_S, claim_many
 from tests.conftest import fetch_all, wait_for
 
 
@@ -174,6 +176,24 @@ def test_a_second_request_while_queued_returns_the_first(runtime, register):
     assert forced != first
     assert [take_message("high").message_id, take_message("high").message_id] == [first, forced]
     assert take_message("default") is None
+
+
+def test_a_request_that_died_before_its_message_existed_leaves_no_trace(runtime, register):
+    """A web process killed after claiming the slot, before storing the message: nothing
+    says `queued` (the status is written once the message exists), and within
+    ENQUEUE_GRACE_S the next request queues a real message (it used to get the dead one's
+    id, which never runs, for a minute)."""
+    library_id = register(steam_id_for(7, seed=57))
+    [holder] = claim_many(runtime.redis, [(library_id, "died-before-enqueue")], force=False)
+    assert holder is None  # what the dead request did, and no more
+
+    assert client.get_status(library_id)["status"] == "never_synced"
+    time.sleep(ENQUEUE_GRACE_S + 0.5)
+    message_id = client.request_sync(library_id)
+
+    assert message_id != "died-before-enqueue"
+    assert take_message("high").message_id == message_id
+    assert client.get_status(library_id)["status"] == "queued"
 
 
 def test_a_slot_whose_message_is_gone_does_not_block_a_request(runtime, register):

@@ -53,7 +53,10 @@ class Progress(Middleware):
         if error is None:
             return
         publisher = ProgressPublisher(
-            runtime.redis, library_id, ttl_s=runtime.settings.progress_ttl_s
+            runtime.redis,
+            library_id,
+            ttl_s=runtime.settings.progress_ttl_s,
+            message_id=message.message_id,
         )
         delay_s = round(outcome.delay_s or 0.0, 1)
         if outcome.deferred is not None:

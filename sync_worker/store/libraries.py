@@ -77,11 +77,19 @@ def find_library(conn: Connection[Any], platform: str, platform_user_id: str) ->
     return str(row[0]) if row else None
 
 
-def set_queued(conn: Connection[Any], library_ids: list[str]) -> dict[str, int]:
-    """Mark libraries queued; return each one's total_games (for the `queued` event)."""
+def set_queued(conn: Connection[Any], requests: list[tuple[str, str]]) -> dict[str, int]:
+    """Mark libraries queued for the given (library id, message id) requests, unless that
+    message's run has begun already; return each marked library's total_games."""
+    if not requests:
+        return {}
+    library_ids, message_ids = zip(*requests, strict=True)
     rows = conn.execute(
-        "UPDATE user_libraries SET sync_status = 'queued', updated_at = now()"
-        " WHERE library_id = ANY(%s::uuid[]) RETURNING library_id::text, total_games",
-        (library_ids,),
+        "UPDATE user_libraries AS l SET sync_status = 'queued', updated_at = now()"
+        " FROM unnest(%s::uuid[], %s::text[]) AS r (library_id, message_id)"
+        " WHERE l.library_id = r.library_id AND NOT EXISTS ("
+        "   SELECT 1 FROM sync_runs AS s"
+        "   WHERE s.library_id = r.library_id AND s.message_id = r.message_id)"
+        " RETURNING l.library_id::text, l.total_games",
+        (list(library_ids), list(message_ids)),
     ).fetchall()
     return {str(library_id): int(total) for library_id, total in rows}

@@ -182,7 +182,9 @@ def abandon(
         release_pending(client, library_id, owner)
     finally:
         lease.release()
-    ProgressPublisher(client, library_id, ttl_s=settings.progress_ttl_s).final(status, error)
+    ProgressPublisher(client, library_id, ttl_s=settings.progress_ttl_s, message_id=owner).final(
+        status, error
+    )
     return True
 
 
@@ -208,6 +210,7 @@ class _Run:
             ttl_s=engine.settings.progress_ttl_s,
             min_interval_s=engine.settings.progress_min_interval_s,
             listener=engine.on_event,
+            message_id=lease.owner,
         )
         self.log = log.bind(library_id=self.library_id, run_id=self.run.run_id)
 

@@ -14,7 +14,9 @@ import redis
 
 from .. import keys
 
-ENQUEUE_GRACE_S = 60  # a claimed slot's lifetime until its message is enqueued and tracked
+#: A claimed slot's lifetime until its message is stored and tracked (milliseconds later,
+#: normally): how long a request that died in between can hold the slot with no message.
+ENQUEUE_GRACE_S = 10
 
 # Lua shared by the scripts below: the live holder's message id, or nil.
 # KEYS[1] slot, KEYS[2] cancellations; ARGV[1] the broker's key prefix ("dramatiq").

@@ -62,6 +62,40 @@ def write_events(client: redis.Redis, events: list[dict[str, Any]], ttl_s: int) 
     pipe.execute()
 
 
+# KEYS: [progress key]  ARGV: [event JSON, its message id, ttl s, channel]
+# -> 1 stored and published; 0 when the stored event is that message's own already (its
+# run began, and its events are newer than the request's `queued`).
+_QUEUED_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    local ok, event = pcall(cjson.decode, current)
+    if ok and type(event) == 'table' and event['message_id'] == ARGV[2] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[1])
+return 1
+"""
+
+
+def write_queued_events(client: redis.Redis, events: list[dict[str, Any]], ttl_s: int) -> None:
+    """Store and publish each `queued` event (carrying its `message_id`) unless its
+    message's run has published already: a request never hides its own sync's progress."""
+    script = client.register_script(_QUEUED_SCRIPT)
+    pipe = client.pipeline(transaction=False)
+    for event in events:
+        script(
+            keys=[keys.progress_key(event["library_id"])],
+            args=[
+                json.dumps(event, ensure_ascii=False),
+                event["message_id"],
+                ttl_s,
+                keys.PROGRESS_CHANNEL,
+            ],
+            client=pipe,
+        )
+    pipe.execute()
+
+
 def utc_now_iso() -> str:
     """Now, as the ISO-8601 UTC string events carry."""
     return datetime.now(UTC).isoformat()
@@ -79,9 +113,12 @@ class ProgressPublisher:
         min_interval_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         listener: Callable[[dict[str, Any]], None] | None = None,
+        message_id: str | None = None,
     ) -> None:
-        """`listener` sees every event this publisher sends (the CLI's progress bar)."""
+        """`listener` sees every event this publisher sends (the CLI's progress bar);
+        `message_id`, the sync message the events are about, goes into each of them."""
         self._client = client
+        self._message_id = message_id
         self._listener = listener
         self._library_id = library_id
         self._ttl_s = ttl_s
@@ -108,6 +145,7 @@ class ProgressPublisher:
             games_processed=games_processed,
             total_games=total_games,
             message=message,
+            message_id=self._message_id,
             **extra,
         )
         write_events(self._client, [event], self._ttl_s)

@@ -3,10 +3,13 @@ next run resumes with counts exact (they were committed with the rows)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,6 +30,20 @@ def committed(runtime, steam_id: str) -> int:
     return int(rows[0][0]) if rows else 0
 
 
+@contextlib.contextmanager
+def held_run(runtime, steam_id: str) -> Iterator[None]:
+    """Hold the open run's row lock, so the sync's next batch waits for it: an interrupt
+    sent meanwhile always finds the sync mid-way, however fast the machine (a sync that
+    finished its last 20,000 games before a late signal once exited 0 here)."""
+    with runtime.pool.connection() as conn, conn.transaction():
+        conn.execute(
+            "SELECT 1 FROM sync_runs r JOIN user_libraries l USING (library_id)"
+            " WHERE l.platform_user_id = %s AND r.status = 'running' FOR UPDATE OF r",
+            (steam_id,),
+        )
+        yield
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_an_interrupted_inline_sync_resumes_with_exact_counts(runtime, sim, subprocess_env, sig):
     """Interrupted at 10,000+ of 30,000 games, rerun: new_games is exactly 30,000."""
@@ -40,11 +57,13 @@ def test_an_interrupted_inline_sync_resumes_with_exact_counts(runtime, sim, subp
         text=True,
     )
     wait_for(lambda: committed(runtime, steam_id) >= 10_000, 60, "10,000 committed games")
-    process.send_signal(sig)
+    with held_run(runtime, steam_id):  # the next batch waits: the signal lands mid-sync
+        process.send_signal(sig)
+        time.sleep(0.5)
     stdout, stderr = process.communicate(timeout=30)
     assert_no_secret(stdout + stderr, "the interrupted CLI's output")
 
-    assert process.returncode == 130
+    assert process.returncode == 130, stderr[-2000:]
     assert stderr.strip().splitlines()[-1].startswith("sync-worker: interrupted: ")
     summary = json.loads(stdout)
     assert summary["error"]["code"] == "interrupted"
