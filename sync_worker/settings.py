@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # (backing off up to OUTAGE_MAX_BACKOFF_S) for this long before retries count again.
     outage_patience_s: float = Field(default=1800.0, ge=0)
     outage_max_backoff_s: float = Field(default=30.0, gt=0)
+    # A library `queued` or `syncing` this long with no live message and no running sync
+    # (Redis restarted empty) is queued again by the next scheduler tick.
+    reconcile_after_s: float = Field(default=600.0, gt=0)
 
     # Observability: the ops server of each `dramatiq` command (/metrics, /health); 0: none.
     metrics_port: int = Field(default=9191, ge=0, le=65535)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pendulum
+import structlog
 from periodiq import CronSpec, cron
 
 from .. import keys
@@ -28,6 +29,10 @@ from ..infrastructure import INFRASTRUCTURE_ERRORS
 from ..runtime import Runtime
 from ..sending import request_syncs
 from ..settings import Settings
+from ..sync.lease import lease_owners
+from ..sync.pending import pending_message
+
+log = structlog.get_logger(__name__)
 
 # Ordered by the indexed column; SKIP LOCKED lets two overlapping ticks split the work.
 _CLAIM_DUE = """
@@ -55,6 +60,19 @@ WHERE auto_sync AND next_sync_at = %(claimed_until)s
 """
 
 
+# Libraries left `queued` or `syncing` for a while, with the type of their open run if any.
+_IN_FLIGHT_FOR_A_WHILE = """
+SELECT l.library_id::text, coalesce(r.sync_type, 'manual')
+FROM user_libraries AS l
+LEFT JOIN sync_runs AS r ON r.library_id = l.library_id AND r.status = 'running'
+WHERE l.sync_status IN ('queued', 'syncing')
+  AND l.updated_at < now() - make_interval(secs => %(after_s)s)
+ORDER BY l.updated_at
+LIMIT %(limit)s
+"""
+RECONCILE_LIMIT = 500  # per tick: a Redis that lost everything is caught up over a few ticks
+
+
 @dataclass(frozen=True)
 class TickResult:
     """What one tick did."""
@@ -63,6 +81,7 @@ class TickResult:
     budget: int
     queued: int
     spread_s: float
+    requeued: int = 0  # stranded libraries queued again (see requeue_stranded)
 
 
 def auto_sync_schedule(settings: Settings) -> CronSpec:
@@ -113,7 +132,37 @@ def run_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str | None = 
             with contextlib.suppress(*INFRASTRUCTURE_ERRORS), runtime.pool.connection() as conn:
                 conn.execute(_RELEASE_CLAIM, {"now": now, "claimed_until": claim.claimed_until})
             raise
-    return TickResult(ran=True, budget=budget, queued=len(claim.library_ids), spread_s=spread_s)
+    requeued = requeue_stranded(runtime)
+    return TickResult(
+        ran=True,
+        budget=budget,
+        queued=len(claim.library_ids),
+        spread_s=spread_s,
+        requeued=requeued,
+    )
+
+
+def requeue_stranded(runtime: Runtime) -> int:
+    """Queue again the libraries left `queued` or `syncing` with nothing behind them for
+    RECONCILE_AFTER_S: no live message (Redis restarted empty and lost it) and no running
+    sync. Each goes back at the type of its open run (`manual`, on `high`, when it has
+    none: a user may be waiting). Returns how many."""
+    with runtime.pool.connection() as conn:
+        rows = conn.execute(
+            _IN_FLIGHT_FOR_A_WHILE,
+            {"after_s": runtime.settings.reconcile_after_s, "limit": RECONCILE_LIMIT},
+        ).fetchall()
+    if not rows:
+        return 0
+    owners = lease_owners(runtime.redis, [library_id for library_id, _ in rows])
+    stranded: dict[str, list[str]] = {}
+    for library_id, sync_type in rows:
+        if owners[library_id] is None and pending_message(runtime.redis, library_id) is None:
+            stranded.setdefault(sync_type, []).append(library_id)
+    for sync_type, library_ids in stranded.items():
+        request_syncs(runtime, library_ids, sync_type=sync_type)
+        log.warning("schedule.requeued_stranded", sync_type=sync_type, libraries=len(library_ids))
+    return sum(len(library_ids) for library_ids in stranded.values())
 
 
 @dataclass(frozen=True)

@@ -251,3 +251,29 @@ def test_a_changed_interval_counts_from_the_last_success(runtime, make_engine):
         runtime, "SELECT last_success_at FROM user_libraries WHERE library_id = %s", library_id
     )
     assert due_at == last_success + timedelta(hours=1)
+
+
+def test_a_request_lost_with_redis_is_queued_again_by_a_tick(runtime):
+    """Redis restarted empty (no persistence): a manual request's message is gone and the
+    library says `queued` with nothing behind it. After RECONCILE_AFTER_S the next tick
+    queues it again, on `high`; a library whose message is still live is left alone."""
+    lost = library(runtime, steam_id_for(1, seed=250), due_in=timedelta(days=400))
+    live = library(runtime, steam_id_for(1, seed=251), due_in=timedelta(days=400))
+    lost_message = client.request_sync(lost)
+    runtime.redis.flushdb()  # what a Redis without persistence comes back with
+    live_message = client.request_sync(live)
+    fetch_all(
+        runtime,
+        "UPDATE user_libraries SET updated_at = now() - interval '11 minutes' RETURNING 1",
+    )
+
+    result = run_tick(runtime, datetime.now(UTC), "reconcile-1")
+
+    assert result.requeued == 1
+    high = [json.loads(m) for m in runtime.redis.hvals("dramatiq:high.msgs")]
+    assert sorted(m["args"][0] for m in high) == sorted([lost, live])
+    requeued = next(m for m in high if m["args"][0] == lost)
+    assert requeued["message_id"] != lost_message
+    assert client.get_status(lost)["status"] == "queued"
+    assert client.request_sync(live) == live_message  # untouched, still the one in flight
+    assert run_tick(runtime, datetime.now(UTC), "reconcile-2").requeued == 0
