@@ -1,8 +1,8 @@
 """Is the service healthy? Redis, PostgreSQL, schema, queues, dead letters, live workers.
 
 One check, used by `sync-worker health` and the ops server's `/health`. It never calls
-Steam, opens its own short-lived connections with a one-second budget each, and answers
-in well under a second when the servers are up.
+Steam, uses its own connections with a one-second budget each (the ops server keeps them
+from one check to the next), and answers in well under a second when the servers are up.
 
 Workers announce themselves in `sync:workers` (a sorted set scored by the time of their
 last heartbeat, see `heartbeats`).
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
+import redis
 
 from . import keys
 from .heartbeats import HEARTBEAT_STALE_S
@@ -55,48 +56,96 @@ class HealthReport:
 def check_health(
     settings: Settings, *, min_workers: int = 0, max_backlog: int | None = None
 ) -> HealthReport:
-    """Check everything; `min_workers` live workers per queue and at most `max_backlog`
-    ready messages per queue are required when given. Settings' URLs must be resolved."""
-    started = time.monotonic()
-    report = HealthReport()
-    _check_postgres(settings, report)
-    _check_redis(settings, report, min_workers=min_workers, max_backlog=max_backlog)
-    report.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
-    return report
-
-
-def _check_postgres(settings: Settings, report: HealthReport) -> None:
-    expected = [version for version, _ in available_migrations()]
+    """Check everything once; `min_workers` live workers per queue and at most
+    `max_backlog` ready messages per queue are required when given. Settings' URLs must be
+    resolved."""
+    checker = HealthChecker(settings)
     try:
-        with psycopg.connect(
-            settings.database_url or "", connect_timeout=max(1, round(CHECK_TIMEOUT_S))
-        ) as conn:
-            conn.execute(f"SET statement_timeout = {int(CHECK_TIMEOUT_S * 1000)}")
+        return checker.check(min_workers=min_workers, max_backlog=max_backlog)
+    finally:
+        checker.close()
+
+
+class HealthChecker:
+    """Health checks on connections kept from one check to the next (the ops server's: a
+    flood of probes must not cost PostgreSQL a connection each). Not thread-safe: one
+    check at a time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._postgres: psycopg.Connection[Any] | None = None
+        self._redis = redis_client(settings.redis_url or "", settings, timeout_s=CHECK_TIMEOUT_S)
+
+    def check(self, *, min_workers: int = 0, max_backlog: int | None = None) -> HealthReport:
+        """One report (see `check_health`)."""
+        started = time.monotonic()
+        report = HealthReport()
+        self._check_postgres(report)
+        _check_redis(self._redis, report, min_workers=min_workers, max_backlog=max_backlog)
+        report.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+        return report
+
+    def close(self) -> None:
+        """Close both connections."""
+        if self._postgres is not None:
+            self._postgres.close()
+        self._redis.close()
+
+    def _check_postgres(self, report: HealthReport) -> None:
+        expected = [version for version, _ in available_migrations()]
+        try:
+            if self._postgres is None or self._postgres.closed:
+                self._postgres = psycopg.connect(
+                    self._settings.database_url or "",
+                    connect_timeout=max(1, round(CHECK_TIMEOUT_S)),
+                    autocommit=True,
+                )
+                self._postgres.execute(f"SET statement_timeout = {int(CHECK_TIMEOUT_S * 1000)}")
+            conn = self._postgres
             exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
             applied = (
                 [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
                 if exists.fetchone() == (True,)
                 else []
             )
-    except psycopg.Error:
-        report.fail("PostgreSQL is unreachable at DATABASE_URL.")
-        return
-    report.postgres = True
-    missing = [v for v in expected if v not in applied]
-    unknown = [v for v in applied if v not in expected]
-    report.schema = {"expected": expected[-1], "applied": max(applied, default=None)}
-    if missing:
-        report.fail(f"the database schema lacks migration {missing[0]}: run `sync-worker migrate`.")
-    elif unknown:
-        report.fail(f"the database has migration {unknown[-1]}, newer than this release.")
+        except psycopg.Error as exc:
+            if self._postgres is not None:
+                self._postgres.close()
+                self._postgres = None
+            report.fail(postgres_problem(exc))
+            return
+        report.postgres = True
+        missing = [v for v in expected if v not in applied]
+        unknown = [v for v in applied if v not in expected]
+        report.schema = {"expected": expected[-1], "applied": max(applied, default=None)}
+        if missing:
+            report.fail(
+                f"the database schema lacks migration {missing[0]}: run `sync-worker migrate`."
+            )
+        elif unknown:
+            report.fail(f"the database has migration {unknown[-1]}, newer than this release.")
+
+
+def postgres_problem(exc: psycopg.Error) -> str:
+    """What went wrong with PostgreSQL, in one sentence that quotes nothing of its text (a
+    server's message may hold the URL): a full server is not a missing one."""
+    text = str(exc).lower()
+    if "too many" in text:  # "too many clients already", "... connections for role/database"
+        return "PostgreSQL refuses new connections: its connection limit is reached."
+    if "password authentication failed" in text or "no password supplied" in text:
+        return "PostgreSQL refused the credentials in DATABASE_URL."
+    if "does not exist" in text:
+        return "the database or user named in DATABASE_URL does not exist."
+    if "timeout" in text or "canceling statement" in text:
+        return f"PostgreSQL did not answer within {CHECK_TIMEOUT_S:g} s."
+    return "PostgreSQL is unreachable at DATABASE_URL."
 
 
 def _check_redis(
-    settings: Settings, report: HealthReport, *, min_workers: int, max_backlog: int | None
+    client: redis.Redis, report: HealthReport, *, min_workers: int, max_backlog: int | None
 ) -> None:
-    client = redis_client(settings.redis_url or "", settings, timeout_s=CHECK_TIMEOUT_S)
     try:
-        with client, client.pipeline(transaction=False) as pipe:
+        with client.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 pipe.llen(keys.broker_queue_key(queue))
                 pipe.llen(keys.broker_queue_key(f"{queue}.DQ"))

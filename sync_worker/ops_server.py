@@ -4,32 +4,45 @@ the platform's checks. Dramatiq runs `serve` in a process of its own (a "fork").
 `/metrics` sums what every worker process of the host wrote to Prometheus' multiprocess
 directory: Dramatiq's metrics and ours. `/health` is `sync-worker health` as JSON, 200
 when healthy and 503 otherwise; `?min_workers=N` requires N live workers per queue.
+
+The port is unauthenticated, so it is bounded: at most MAX_CONNECTIONS handled at once
+(the rest wait in the listen backlog), idle connections dropped after IDLE_TIMEOUT_S,
+one health check at a time on connections kept open, its answer reused for
+HEALTH_CACHE_S: a flood of probes costs PostgreSQL one connection, not one each.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import structlog
 
-from .health import check_health
+from .health import HealthChecker, HealthReport
 from .logs import configure_logging
 from .runtime import resolve_settings
-from .settings import Settings, get_settings
+from .settings import get_settings
 
 log = structlog.get_logger(__name__)
+
+MAX_CONNECTIONS = 32
+IDLE_TIMEOUT_S = 5.0
+HEALTH_CACHE_S = 2.0
+MAX_MIN_WORKERS_DIGITS = 4
 
 
 def serve() -> None:
     """Serve until the process is stopped (Dramatiq sends SIGTERM to its forks)."""
     configure_logging(get_settings())  # first: starting embedded servers logs at INFO
     settings = resolve_settings(get_settings())
-    handler = type("OpsHandler", (OpsHandler,), {"settings": settings})
+    handler = type("OpsHandler", (OpsHandler,), {"health": CachedHealth(HealthChecker(settings))})
     try:
-        server = ThreadingHTTPServer((settings.metrics_host, settings.metrics_port), handler)
+        server = BoundedServer((settings.metrics_host, settings.metrics_port), handler)
     except OSError as exc:
         # Typically another `dramatiq` command of this host serves it already; that one's
         # /metrics covers this command's workers too (one multiprocess directory per host).
@@ -39,10 +52,57 @@ def serve() -> None:
     server.serve_forever()
 
 
+class BoundedServer(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS at once."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Wait for a free slot before taking the connection on (the accept loop waits too)."""
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Handle one connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class CachedHealth:
+    """One health check at a time; an answer younger than HEALTH_CACHE_S is reused."""
+
+    def __init__(self, checker: HealthChecker) -> None:
+        self._checker = checker
+        self._lock = threading.Lock()
+        self._answers: dict[int, tuple[float, HealthReport]] = {}
+
+    def report(self, min_workers: int) -> HealthReport:
+        """The report for `min_workers`, fresh or at most HEALTH_CACHE_S old."""
+        with self._lock:
+            cached = self._answers.get(min_workers)
+            if cached is not None and time.monotonic() - cached[0] < HEALTH_CACHE_S:
+                return cached[1]
+            report = self._checker.check(min_workers=min_workers)
+            self._answers = {min_workers: (time.monotonic(), report)}  # one entry: bounded
+            return report
+
+
 class OpsHandler(BaseHTTPRequestHandler):
     """GET /metrics and GET /health."""
 
-    settings: Settings
+    health: CachedHealth
+    timeout = IDLE_TIMEOUT_S  # an idle or slow client's connection is dropped
 
     def do_GET(self) -> None:
         """Answer one request."""
@@ -51,8 +111,10 @@ class OpsHandler(BaseHTTPRequestHandler):
             self._metrics()
         elif url.path in ("/health", "/healthz"):
             wanted = parse_qs(url.query).get("min_workers", ["0"])[0] or "0"
-            if not (wanted.isascii() and wanted.isdigit()):
-                self._send(400, "text/plain", b"min_workers must be a whole number\n")
+            if not (
+                wanted.isascii() and wanted.isdigit() and len(wanted) <= MAX_MIN_WORKERS_DIGITS
+            ):
+                self._send(400, "text/plain", b"min_workers must be a whole number below 10000\n")
                 return
             self._health(int(wanted))
         else:
@@ -71,7 +133,7 @@ class OpsHandler(BaseHTTPRequestHandler):
         self._send(200, prom.CONTENT_TYPE_LATEST, prom.generate_latest(registry))
 
     def _health(self, min_workers: int) -> None:
-        report = check_health(self.settings, min_workers=min_workers)
+        report = self.health.report(min_workers)
         body = json.dumps(report.to_dict()).encode()
         self._send(200 if report.healthy else 503, "application/json", body)
 
