@@ -43,7 +43,8 @@ from .simulator import SimulatorServer
 from .store import libraries
 from .store.catalog import enrichment_counts
 from .store.migrations import migrate
-from .sync.engine import SyncEngine, SyncOutcome
+from .sync.engine import SyncEngine
+from .sync.outcome import SyncOutcome
 from .sync.progress import ProgressPublisher
 
 CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient

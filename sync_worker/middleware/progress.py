@@ -19,7 +19,7 @@ from ..errors import MalformedMessage, SyncAlreadyRunning, UnknownLibrary
 from ..infrastructure import INFRASTRUCTURE_ERRORS
 from ..runtime import get_runtime
 from ..sending import library_id_of
-from ..sync.engine import abandon
+from ..sync.abandon import abandon
 from ..sync.progress import ProgressPublisher
 from .messages import MessageOutcome, outcome_of, until_stored
 

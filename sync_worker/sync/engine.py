@@ -15,7 +15,7 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import redis
@@ -43,6 +43,7 @@ from ..settings import Settings
 from ..store import libraries, runs, slices, writer
 from .cancels import forget_cancel, is_cancelled
 from .lease import Lease
+from .outcome import SyncOutcome
 from .pending import release_pending
 from .progress import ProgressPublisher, percent, utc_now_iso
 
@@ -52,28 +53,6 @@ AfterBatch = Callable[[str, int], None]
 #: How long a sync that found the lease held waits before asking again (the holder may
 #: finish any moment; a dead holder's lease lapses within SYNC_LOCK_TTL_S).
 LEASE_POLL_S = 2.0
-
-
-@dataclass(frozen=True)
-class SyncOutcome:
-    """How one sync ended: the CLI's `--json` summary and the actor's log line."""
-
-    library_id: str
-    run_id: str
-    status: str  # completed | private | cancelled | failed
-    total_games: int
-    new_games: int
-    updated_games: int
-    removed_games: int
-    api_calls: int
-    error: dict[str, Any] | None = None
-    #: The message came back after its run had ended (a worker died before the ack):
-    #: these are that run's figures, and nothing was done again.
-    redelivered: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 class SyncEngine:
@@ -155,37 +134,6 @@ class SyncEngine:
             redelivered=True,
             **asdict(ended.totals),
         )
-
-
-def abandon(
-    settings: Settings,
-    client: redis.Redis,
-    pool: ConnectionPool,
-    library_id: str,
-    owner: str,
-    status: str,
-    error: SyncWorkerError,
-) -> bool:
-    """End the library's sync for a message that will never run again (given up, cancelled).
-
-    Closes the library's open run with `status` and publishes the final event, unless a
-    live run holds the lease, even another delivery of this very message (that run
-    decides then). True when recorded.
-    """
-    lease = Lease(client, library_id, owner, settings.sync_lock_ttl_s)
-    if not lease.acquire_when_free():
-        return False
-    try:
-        with pool.connection() as conn, conn.transaction():
-            runs.close_open_run(conn, library_id, owner, status, error.to_dict())
-        forget_cancel(client, library_id, owner)
-        release_pending(client, library_id, owner)
-    finally:
-        lease.release()
-    ProgressPublisher(client, library_id, ttl_s=settings.progress_ttl_s, message_id=owner).final(
-        status, error
-    )
-    return True
 
 
 class _Run:

@@ -25,7 +25,8 @@ from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store import libraries
 from sync_worker.store.migrations import migrate
-from sync_worker.sync.engine import SyncEngine, SyncOutcome
+from sync_worker.sync.engine import SyncEngine
+from sync_worker.sync.outcome import SyncOutcome
 from tests.conftest import fetch_all
 
 GAMES = 1_500

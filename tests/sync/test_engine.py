@@ -405,7 +405,7 @@ def test_giving_up_waits_out_its_own_leftover_lease_but_not_a_live_delivery(
     the run another, live delivery of the same message is writing."""
     from sync_worker.errors import SteamUnavailable
     from sync_worker.store import runs
-    from sync_worker.sync.engine import abandon
+    from sync_worker.sync.abandon import abandon
     from sync_worker.sync.lease import Lease
 
     quick = settings.model_copy(update={"sync_lock_ttl_s": 1.0})
