@@ -6,7 +6,17 @@ import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import big_sync, enrichment, fleet, imports, middleware, rate_limit, scheduling, sizing
+from . import (
+    big_sync,
+    enrichment,
+    fleet,
+    generic_plans,
+    imports,
+    middleware,
+    rate_limit,
+    scheduling,
+    sizing,
+)
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -14,7 +24,17 @@ results = {
     "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
 }
-for part in (imports, big_sync, fleet, rate_limit, middleware, scheduling, enrichment, sizing):
+for part in (
+    imports,
+    big_sync,
+    generic_plans,
+    fleet,
+    rate_limit,
+    middleware,
+    scheduling,
+    enrichment,
+    sizing,
+):
     results[part.__name__.removeprefix("bench.")] = part.main()
     print()
 RESULTS.parent.mkdir(exist_ok=True)

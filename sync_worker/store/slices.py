@@ -6,7 +6,7 @@ A stored digest always describes rows committed in the same transaction; see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from psycopg import Connection
@@ -34,9 +34,19 @@ def save_digests(
     )
 
 
-def forget_other_slices(conn: Connection[Any], library_id: str, kept: Sequence[int]) -> None:
-    """Drop digests of slices the library no longer has games in (with the removals)."""
-    conn.execute(
-        "DELETE FROM library_slices WHERE library_id = %s AND NOT (slice = ANY(%s::int[]))",
-        (library_id, list(kept)),
-    )
+def forget_other_slices(conn: Connection[Any], library_id: str, kept: Collection[int]) -> None:
+    """Drop digests of slices the library no longer has games in (with the removals).
+
+    The slices to drop are found here, so the DELETE names only them: a library's worth of
+    slice numbers in one array parameter is searched row by row under a generic plan
+    (which PostgreSQL may choose by itself for a prepared statement).
+    """
+    stored = conn.execute(
+        "SELECT slice FROM library_slices WHERE library_id = %s", (library_id,)
+    ).fetchall()
+    gone = sorted({number for (number,) in stored} - set(kept))
+    if gone:  # an index condition on the primary key, whatever the plan
+        conn.execute(
+            "DELETE FROM library_slices WHERE library_id = %s AND slice = ANY(%s::int[])",
+            (library_id, gone),
+        )

@@ -98,10 +98,16 @@ FROM upserted u LEFT JOIN returning_games r USING (platform_game_id)
 
 # The owned ids (numeric, so never a comma) travel as one comma-separated text:
 # dumping 50,000 strings as a text[] parameter costs psycopg 0.1 s of Python.
+_OWNED_IDS = """
+SELECT platform_game_id FROM library_games
+WHERE library_id = %(library_id)s AND platform = %(platform)s AND removed_at IS NULL
+"""
+# `removed` lists only the games to stamp: an index condition on the primary key under
+# any plan (a generic plan searches a whole library's ids in one array row by row).
 _MARK_REMOVED = """
 UPDATE library_games SET removed_at = now(), updated_at = now()
-WHERE library_id = %(library_id)s AND platform = %(platform)s AND removed_at IS NULL
-  AND NOT (platform_game_id = ANY(string_to_array(%(owned)s, ',')))
+WHERE library_id = %(library_id)s AND platform = %(platform)s
+  AND platform_game_id = ANY(%(removed)s::text[]) AND removed_at IS NULL
 """
 _COUNT_OWNED = """
 SELECT count(*) FROM library_games
@@ -158,11 +164,17 @@ def mark_removed(
     """Stamp `removed_at` on the library's games that are no longer owned; return how many.
 
     Every id in `owned_ids` must already be stored as owned (the caller wrote them), so
-    equal counts mean nothing was removed, and the ids are not even sent.
+    equal counts mean nothing was removed and nothing more is read; otherwise the stored
+    ids are read and only the removed ones are sent.
     """
     params = {"library_id": library_id, "platform": platform}
     row = conn.execute(_COUNT_OWNED, params).fetchone()
     assert row is not None
     if int(row[0]) == len(owned_ids):  # type: ignore[index]
         return 0
-    return conn.execute(_MARK_REMOVED, {**params, "owned": ",".join(owned_ids)}).rowcount
+    owned = set(owned_ids)
+    stored: list[tuple[str]] = conn.execute(_OWNED_IDS, params).fetchall()  # type: ignore[assignment]
+    removed = [game_id for (game_id,) in stored if game_id not in owned]
+    if not removed:
+        return 0
+    return conn.execute(_MARK_REMOVED, {**params, "removed": removed}).rowcount
