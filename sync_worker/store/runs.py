@@ -208,9 +208,12 @@ def finish_run(
     api_calls: int = 0,
     error: dict[str, Any] | None = None,
 ) -> RunTotals:
-    """Close the run with its outcome and record it on the library row; return its totals."""
+    """Close the run with its outcome and record it on the library row; return its totals.
+
+    `finished_at` is the clock's, not the transaction's start (`now()`), so the final
+    statements of a sync (removals, stale digests) count in its recorded duration."""
     row = conn.execute(
-        "UPDATE sync_runs SET status = %s, finished_at = now(), updated_at = now(), error = %s,"
+        "UPDATE sync_runs SET status = %s, finished_at = clock_timestamp(), updated_at = now(), error = %s,"
         " total_games = %s, removed_games = %s, api_calls = api_calls + %s, lease_token = NULL"
         " WHERE run_id = %s RETURNING new_games, updated_games, api_calls",
         (status, Jsonb(error) if error else None, total_games, removed_games, api_calls, run_id),
@@ -232,7 +235,7 @@ def close_open_run(
     if not lock_library(conn, library_id):
         return False
     row = conn.execute(
-        "UPDATE sync_runs SET status = %s, finished_at = now(), updated_at = now(), error = %s,"
+        "UPDATE sync_runs SET status = %s, finished_at = clock_timestamp(), updated_at = now(), error = %s,"
         " total_games = games_processed, lease_token = NULL, message_id = %s"
         " WHERE library_id = %s AND status = 'running' RETURNING run_id",
         (status, Jsonb(error), message_id, library_id),
