@@ -23,7 +23,7 @@ from dramatiq.middleware import CurrentMessage
 from . import metrics
 from .broker import PERIODIC_SKIP_DELAY_S
 from .enrich.engine import enrich_apps
-from .enrich.queueing import max_age, queue_for_library
+from .enrich.queueing import max_age, queue_all, queue_for_library
 from .errors import LockLost, MalformedMessage, SyncWorkerError
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .platforms.steam import SteamClient
@@ -87,7 +87,8 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
         written = outcome.new_games + outcome.updated_games + outcome.removed_games
         metrics.sync_ended(outcome.status, time.monotonic() - started, written)
     log.info("sync.finished", **outcome.to_dict())
-    if outcome.status == "completed":
+    if outcome.status == "completed" and outcome.new_games:
+        # Only new games can lack details; stale ones are the tick's (schedule_auto_syncs).
         queue_enrichment(outcome.library_id)
 
 
@@ -125,7 +126,9 @@ def enrich_games(app_ids: list[str]) -> None:
 
 
 def schedule_auto_syncs() -> None:
-    """The periodic tick: queue the libraries due for an auto-sync (it never syncs itself).
+    """The periodic tick: queue the libraries due for an auto-sync (it never syncs itself),
+    then the store details that are missing or past their refresh age (claimed, so an app
+    is queued once whatever the cadence).
 
     A failed tick is not retried: the next one finds whatever is still due.
     """
@@ -133,13 +136,15 @@ def schedule_auto_syncs() -> None:
     now = datetime.now(UTC)
     scheduled_at = message.options.get("scheduled_at") if message is not None else None
     tick_id = scheduled_at or now.strftime("%Y-%m-%dT%H:%M")
+    runtime = get_runtime()
     try:
         owner = message.message_id if message is not None else None
-        result = run_tick(get_runtime(), now, tick_id, owner)
+        result = run_tick(runtime, now, tick_id, owner)
+        details = queue_all(runtime, include_stale=True) if result.ran else 0
     except TICK_FAILURES as exc:
         log.error("schedule.tick_failed", tick=tick_id, error=type(exc).__name__)
         return
-    log.info("schedule.tick", tick=tick_id, **asdict(result))
+    log.info("schedule.tick", tick=tick_id, details_queued=details, **asdict(result))
 
 
 class PatientTickActor(dramatiq.Actor[[], None]):

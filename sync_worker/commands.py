@@ -170,7 +170,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     _report_outcome(args, outcome)
     if outcome.status != "completed":
         return EXIT_SYNC_FAILED
-    queue_enrichment(outcome.library_id)  # for the workers serving `low`, whenever they run
+    if outcome.new_games:  # for the workers serving `low`, whenever they run
+        queue_enrichment(outcome.library_id)
     return EXIT_OK
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import dramatiq
 import pytest
 
 from sync_worker import client
-from sync_worker.app import reset_broker
+from sync_worker.app import get_broker, reset_broker
 from sync_worker.enrich.queueing import max_age
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.catalog import enrichment_counts
@@ -170,3 +171,41 @@ def test_enrich_status_and_all_stale_refresh_old_details(
         lambda: counts(runtime)["stale"] == 0 and settled_enrichment(runtime), 60, "the refresh"
     )
     assert sim.stats()["calls"]["appdetails"] == 60 + 10
+
+
+def test_an_unchanged_resync_claims_nothing_and_the_tick_refreshes_stale_details(
+    runtime, register, sim, enrich_worker
+):
+    """Only new games can lack details: a re-sync that found none leaves enrichment alone
+    (the claim cost a third of an unchanged sync), and details past their refresh age are
+    fetched again on the scheduler's tick instead."""
+    library_id = register(steam_id_for(40, seed=305))
+    client.request_sync(library_id)
+    wait_for(lambda: settled_enrichment(runtime), 60, "the first enrichment")
+    calls = sim.stats()["calls"]["appdetails"]
+    fetch_all(
+        runtime,
+        "UPDATE games SET enriched_at = enriched_at - interval '31 days'"
+        " WHERE platform_game_id IN (SELECT platform_game_id FROM games ORDER BY 1 LIMIT 5)"
+        " RETURNING 1",
+    )
+
+    client.request_sync(library_id)
+    wait_for(lambda: settled_enrichment(runtime, 2), 60, "the unchanged re-sync")
+    assert counts(runtime)["stale"] == 5
+    assert sim.stats()["calls"]["appdetails"] == calls
+
+    tick = dramatiq.Message(
+        queue_name="default",
+        actor_name="schedule_auto_syncs",
+        args=(),
+        kwargs={},
+        options={"scheduled_at": datetime.now(UTC).isoformat()},
+    )
+    get_broker().enqueue(tick)
+    wait_for(
+        lambda: counts(runtime)["stale"] == 0 and settled_enrichment(runtime, 2), 60, "the refresh"
+    )
+    assert sim.stats()["calls"]["appdetails"] == calls + 5
+    [tick_line] = enrich_worker.events("schedule.tick")[-1:]
+    assert tick_line["details_queued"] == 5
