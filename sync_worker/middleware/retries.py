@@ -109,8 +109,7 @@ class Retries(Middleware):
         if now - since >= self.outage_patience_s:
             return False  # an outage this long: retries count again, and run out
         waits = int(message.options.get("outage_waits", 0))
-        ceiling = min(self.outage_max_backoff_s, self.min_backoff_ms / 1000 * 2**waits)
-        delay_s = random.uniform(ceiling / 2, ceiling)
+        delay_s = jittered_backoff_s(self.min_backoff_ms / 1000, self.outage_max_backoff_s, waits)
         message.options["outage_waits"] = waits + 1
         until_stored(lambda: broker.enqueue(message, delay=int(delay_s * 1000)), "outage wait")
         outcome = outcome_of(message)
@@ -130,6 +129,11 @@ class Retries(Middleware):
     ) -> float:
         low = self._option(broker, message, "min_backoff", self.min_backoff_ms) / 1000
         high = self._option(broker, message, "max_backoff", self.max_backoff_ms) / 1000
-        ceiling = min(high, low * 2**retries)
-        delay = random.uniform(ceiling / 2, ceiling)  # "equal jitter": spread, but never near zero
-        return max(delay, error.retry_after_s or 0.0)
+        return max(jittered_backoff_s(low, high, retries), error.retry_after_s or 0.0)
+
+
+def jittered_backoff_s(low_s: float, high_s: float, attempt: int) -> float:
+    """Exponential backoff from `low_s`, capped at `high_s`, with "equal jitter": spread
+    across the upper half, so retries scatter but never come back near zero."""
+    ceiling = min(high_s, low_s * 2**attempt)
+    return random.uniform(ceiling / 2, ceiling)
