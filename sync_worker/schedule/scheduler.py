@@ -121,7 +121,8 @@ def run_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str | None = 
     settings = runtime.settings
     tick_s = tick_seconds(settings, now)
     budget = tick_budget(settings, tick_s)
-    claim = claim_tick(runtime, now, tick_id, owner or f"by-hand-{secrets.token_hex(8)}")
+    owner = owner or f"by-hand-{secrets.token_hex(8)}"
+    claim = _claim(runtime, now, tick_id, owner, tick_s, budget)
     if claim is None:
         return TickResult(ran=False, budget=budget, queued=0, spread_s=0.0)
     spread_s = tick_s / budget if budget else 0.0
@@ -180,8 +181,15 @@ def claim_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str) -> Cla
     message finds the libraries it claimed (those still claimed: a sync since may have
     moved one on) instead of claiming a second budget's worth.
     """
+    tick_s = tick_seconds(runtime.settings, now)
+    return _claim(runtime, now, tick_id, owner, tick_s, tick_budget(runtime.settings, tick_s))
+
+
+def _claim(
+    runtime: Runtime, now: datetime, tick_id: str, owner: str, tick_s: float, budget: int
+) -> Claim | None:
+    """`claim_tick` with the tick's length and budget already worked out (`run_tick`)."""
     settings = runtime.settings
-    tick_s = tick_seconds(settings, now)
     key = keys.scheduler_tick_key(tick_id)
     claimed_until = now + timedelta(seconds=settings.auto_sync_claim_s)
     taken = runtime.redis.set(
@@ -193,15 +201,14 @@ def claim_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str) -> Cla
         held_by, _, until = text.partition(" ")
         if held_by != owner or not until:
             return None
+        claimed_until = datetime.fromisoformat(until)  # the first delivery's claim
         with runtime.pool.connection() as conn:
-            rows = conn.execute(
-                _CLAIMED, {"claimed_until": datetime.fromisoformat(until)}
-            ).fetchall()
-        return Claim([library_id for (library_id,) in rows], datetime.fromisoformat(until))
+            rows = conn.execute(_CLAIMED, {"claimed_until": claimed_until}).fetchall()
+        return Claim([library_id for (library_id,) in rows], claimed_until)
     with runtime.pool.connection() as conn:
         due = conn.execute(
             _CLAIM_DUE,
-            {"now": now, "budget": tick_budget(settings, tick_s), "claimed_until": claimed_until},
+            {"now": now, "budget": budget, "claimed_until": claimed_until},
         ).fetchall()
     return Claim(
         [library_id for library_id, _ in sorted(due, key=lambda row: row[1])], claimed_until
