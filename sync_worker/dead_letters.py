@@ -103,13 +103,11 @@ def _decode(queue: str, redis_id: str, body: bytes, dead_ms: float) -> DeadLette
     args, kwargs = data.get("args"), data.get("kwargs")
     error = options.get("error")
     retries = options.get("retries")
-    readable = bool(data) and isinstance(data.get("actor_name"), str)
-    if not isinstance(error, dict) or not readable:
-        error = (
-            {"code": "unknown", "message": "No error was recorded."}
-            if readable
-            else {"code": "unreadable_letter", "message": "The letter is not a Dramatiq message."}
-        )
+    readable = isinstance(data.get("actor_name"), str)
+    if not readable:
+        error = {"code": UNREADABLE, "message": "The letter is not a Dramatiq message."}
+    elif not isinstance(error, dict):
+        error = {"code": "unknown", "message": "No error was recorded."}
     return DeadLetter(
         message_id=redis_id,
         queue=queue,
