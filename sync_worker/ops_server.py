@@ -85,16 +85,17 @@ class CachedHealth:
     def __init__(self, checker: HealthChecker) -> None:
         self._checker = checker
         self._lock = threading.Lock()
-        self._answers: dict[int, tuple[float, HealthReport]] = {}
+        self._last: tuple[int, float, HealthReport] | None = None  # min_workers, when, report
 
     def report(self, min_workers: int) -> HealthReport:
         """The report for `min_workers`, fresh or at most HEALTH_CACHE_S old."""
         with self._lock:
-            cached = self._answers.get(min_workers)
-            if cached is not None and time.monotonic() - cached[0] < HEALTH_CACHE_S:
-                return cached[1]
+            if self._last is not None:
+                asked, at, report = self._last
+                if asked == min_workers and time.monotonic() - at < HEALTH_CACHE_S:
+                    return report
             report = self._checker.check(min_workers=min_workers)
-            self._answers = {min_workers: (time.monotonic(), report)}  # one entry: bounded
+            self._last = (min_workers, time.monotonic(), report)
             return report
 
 
