@@ -58,9 +58,10 @@ SET playtime_minutes = excluded.playtime_minutes, raw_data = excluded.raw_data
 """
 
 
-def serve_body(url: str, steam_id: str) -> bytes:
-    """Have the simulator build (and keep) the library's body; return it."""
-    response = requests.get(
+def serve_body(url: str, steam_id: str, session: requests.Session | None = None) -> bytes:
+    """Have the simulator build (and keep) the library's body; return it (through
+    `session` when given, as a client keeping its connection would)."""
+    response = (session or requests).get(
         f"{url}/IPlayerService/GetOwnedGames/v1/",
         params={
             "key": BENCH_KEY,

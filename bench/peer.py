@@ -34,7 +34,7 @@ from sync_worker.store import libraries
 from sync_worker.sync.engine import SyncEngine
 
 from .big_sync import serve_body
-from .common import BENCH_KEY, bench_runtime, simulator_process
+from .common import bench_runtime, simulator_process
 
 SIZES = {140: 100, 2_000: 5, 30_000: 3}  # games: libraries measured
 PEER_CHUNK = 1_000
@@ -59,18 +59,8 @@ ICON = "https://media.steampowered.com/steamcommunity/public/images/apps/{}/{}.j
 
 def peer_sync(runtime: Runtime, session: requests.Session, library_id: str, steam_id: str) -> int:
     """The hand-written peer's whole sync; returns the games it wrote."""
-    response = session.get(
-        f"{runtime.settings.steam_api_base_url}/IPlayerService/GetOwnedGames/v1/",
-        params={
-            "key": BENCH_KEY,
-            "steamid": steam_id,
-            "include_appinfo": 1,
-            "include_played_free_games": 1,
-        },
-        timeout=120,
-    )
-    response.raise_for_status()
-    games = json.loads(response.content)["response"].get("games", [])
+    body = serve_body(runtime.settings.steam_api_base_url, steam_id, session)
+    games = json.loads(body)["response"].get("games", [])
     with runtime.pool.connection() as conn:
         for start in range(0, len(games), PEER_CHUNK):
             chunk = games[start : start + PEER_CHUNK]
