@@ -11,8 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import dramatiq
 
 from sync_worker import client
 from tests.conftest import assert_no_secret, wait_for
@@ -111,6 +114,17 @@ class WorkerGroup:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
         assert_no_secret(self.text(), self.log_path.name, self.env.get("STEAM_API_KEY"))
+
+
+def tick_message() -> dramatiq.Message[None]:
+    """The scheduler's tick as periodiq sends it, scheduled now."""
+    return dramatiq.Message(
+        queue_name="default",
+        actor_name="schedule_auto_syncs",
+        args=(),
+        kwargs={},
+        options={"scheduled_at": datetime.now(UTC).isoformat()},
+    )
 
 
 def idle(runtime) -> bool:

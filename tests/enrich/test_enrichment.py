@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import dramatiq
 import pytest
 
 from sync_worker import client
@@ -15,7 +14,7 @@ from sync_worker.enrich.queueing import max_age
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.catalog import enrichment_counts
 from tests.conftest import cli, fetch_all, wait_for
-from tests.workers import WorkerGroup, dead_letters
+from tests.workers import WorkerGroup, dead_letters, tick_message
 
 ENV = {"STEAM_STORE_CALLS_PER_WINDOW": "100000", "ENRICH_CHUNK_SIZE": "25"}
 
@@ -195,14 +194,7 @@ def test_an_unchanged_resync_claims_nothing_and_the_tick_refreshes_stale_details
     assert counts(runtime)["stale"] == 5
     assert sim.stats()["calls"]["appdetails"] == calls
 
-    tick = dramatiq.Message(
-        queue_name="default",
-        actor_name="schedule_auto_syncs",
-        args=(),
-        kwargs={},
-        options={"scheduled_at": datetime.now(UTC).isoformat()},
-    )
-    get_broker().enqueue(tick)
+    get_broker().enqueue(tick_message())
     wait_for(
         lambda: counts(runtime)["stale"] == 0 and settled_enrichment(runtime, 2), 60, "the refresh"
     )

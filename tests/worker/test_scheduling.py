@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import dramatiq
+from datetime import timedelta
 
 from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
 from tests.conftest import fetch_all, wait_for
+from tests.workers import tick_message
 
 
 def test_a_tick_queues_due_libraries_and_the_worker_syncs_them(runtime, worker, sim):
@@ -22,14 +21,7 @@ def test_a_tick_queues_due_libraries_and_the_worker_syncs_them(runtime, worker, 
         )[0][0]
         for i in range(3)
     ]
-    tick = dramatiq.Message(
-        queue_name="default",
-        actor_name="schedule_auto_syncs",
-        args=(),
-        kwargs={},
-        options={"scheduled_at": datetime.now(UTC).isoformat()},
-    )
-    get_broker().enqueue(tick)
+    get_broker().enqueue(tick_message())
 
     def synced() -> list[tuple]:
         rows = fetch_all(
