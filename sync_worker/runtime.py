@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from typing import Any
 
 import psycopg
@@ -28,6 +29,8 @@ EMBEDDED_DATABASE = "sync_worker"
 # a stalled worker, must not hold a library's row locks for ever.
 STATEMENT_TIMEOUT_MS = 60_000
 IDLE_IN_TRANSACTION_TIMEOUT_MS = 10_000
+#: A connection back in the pool for less than this is handed out again without a check.
+RECHECK_IDLE_S = 1.0
 
 
 def resolve_settings(settings: Settings, *, need_redis: bool = True) -> Settings:
@@ -79,6 +82,33 @@ def redis_options(url: str, settings: Settings, timeout_s: float | None = None) 
     return options
 
 
+class CheckedPool(ConnectionPool):
+    """A pool that checks a connection on checkout only once it has sat idle RECHECK_IDLE_S.
+
+    The check is a round trip, and a sync checks out a connection for each of its
+    transactions (six for a small library): one returned moments ago is as alive as a
+    check would show. A connection that sat longer (the server may have restarted since)
+    is checked and, if dead, replaced rather than handed out. If the server dies within
+    the second, the next statement fails like any statement would: an outage, waited out.
+    """
+
+    def __init__(self, conninfo: str, **kwargs: Any) -> None:
+        self._returned_at: weakref.WeakKeyDictionary[psycopg.Connection[Any], float] = (
+            weakref.WeakKeyDictionary()
+        )
+        super().__init__(conninfo, check=self._check_if_idle, **kwargs)
+
+    def putconn(self, conn: psycopg.Connection[Any]) -> None:
+        """Return a connection, noting when."""
+        self._returned_at[conn] = time.monotonic()
+        super().putconn(conn)
+
+    def _check_if_idle(self, conn: psycopg.Connection[Any]) -> None:
+        returned = self._returned_at.get(conn)
+        if returned is None or time.monotonic() - returned >= RECHECK_IDLE_S:
+            ConnectionPool.check_connection(conn)
+
+
 class Runtime:
     """Connections shared by every thread of this process (both clients are thread-safe)."""
 
@@ -89,7 +119,7 @@ class Runtime:
         assert self.settings.redis_url and self.settings.database_url
         self._check_database(round(self.settings.db_connect_timeout_s))
         self.redis = redis_client(self.settings.redis_url, self.settings)
-        self.pool = ConnectionPool(
+        self.pool = CheckedPool(
             self.settings.database_url,
             min_size=1,
             max_size=self.settings.db_pool_max_size,
@@ -98,8 +128,6 @@ class Runtime:
                 "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
                 f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT_MS}",
             },
-            # A connection that died with a server restart is replaced, not handed out.
-            check=ConnectionPool.check_connection,
             timeout=2 * self.settings.db_connect_timeout_s,
             open=True,
             name="sync-worker",

@@ -1,5 +1,5 @@
 """Platform adapters: each turns a platform's API into normalised owned games."""
 
-from .base import OwnedGame, PlatformAdapter
+from .base import OwnedGame, PlatformAdapter, SameAnswer
 
-__all__ = ["OwnedGame", "PlatformAdapter"]
+__all__ = ["OwnedGame", "PlatformAdapter", "SameAnswer"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from .owned_game import OwnedGame
-from .owned_library import OwnedLibrary
+from .owned_library import OwnedLibrary, SameAnswer
 
-__all__ = ["OwnedGame", "PlatformAdapter"]
+__all__ = ["OwnedGame", "PlatformAdapter", "SameAnswer"]
 
 
 class PlatformAdapter(Protocol):
@@ -19,5 +19,8 @@ class PlatformAdapter(Protocol):
     def api_calls(self) -> int:
         """Calls made to the platform by this adapter so far."""
 
-    def fetch_owned_games(self, platform_user_id: str) -> OwnedLibrary:
-        """Every game the user owns; raises PrivateProfile when the platform hides them."""
+    def fetch_owned_games(
+        self, platform_user_id: str, known_answer: bytes | None = None
+    ) -> OwnedLibrary | SameAnswer:
+        """Every game the user owns, or SameAnswer (unparsed) when the answer's digest is
+        `known_answer`; raises PrivateProfile when the platform hides them."""

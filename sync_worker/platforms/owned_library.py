@@ -16,7 +16,7 @@ import bisect
 import os
 import tempfile
 from array import array
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from hashlib import blake2b as _blake2b
 from types import TracebackType
@@ -31,6 +31,7 @@ DIGEST_VERSION = b"owned-games/1"
 _SPILL_IN_MEMORY_BYTES = 1 << 20  # libraries of up to ~3,000 games never touch the disk
 _SPILL_WRITE_BYTES = 1 << 18  # beyond that, entries go to the file in writes this large
 _HASH_BYTES = 16
+_READ_BYTES = 1 << 16  # a kept answer is read back (to be parsed) in pieces this large
 
 Decode = Callable[[bytes], OwnedGame]
 
@@ -107,6 +108,42 @@ class _Spill:
         self._buffered = 0
 
 
+class ReceivedAnswer:
+    """A platform's whole answer as received, kept like the entries (in memory while small,
+    else in a temporary file), and its digest; close when done."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._spill = _Spill()
+        digest = _blake2b(DIGEST_VERSION, digest_size=_HASH_BYTES)
+        try:
+            for chunk in chunks:
+                digest.update(chunk)
+                self._spill.append(chunk)
+        except BaseException:
+            self._spill.close()
+            raise
+        self._spill.seal()
+        self.digest = digest.digest()
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body again, a piece at a time."""
+        size = self._spill.size
+        for start in range(0, size, _READ_BYTES):
+            yield self._spill.read(start, min(start + _READ_BYTES, size))
+
+    def close(self) -> None:
+        """Free the body."""
+        self._spill.close()
+
+
+@dataclass(frozen=True, slots=True)
+class SameAnswer:
+    """The platform answered, byte for byte, what the library's last completed sync read:
+    nothing to parse, nothing to write."""
+
+    digest: bytes
+
+
 class OwnedLibraryBuilder:
     """Collects a platform's entries as they are parsed, in any order."""
 
@@ -126,8 +163,9 @@ class OwnedLibraryBuilder:
         """Drop what was collected (the answer turned out unusable)."""
         self._spill.close()
 
-    def build(self, decode: Decode) -> OwnedLibrary:
-        """The library, sorted by id; a repeated id keeps its last entry (as Steam means it)."""
+    def build(self, decode: Decode, answer: bytes) -> OwnedLibrary:
+        """The library, sorted by id; a repeated id keeps its last entry (as Steam means it).
+        `answer` is the digest of the answer it was read from."""
         self._spill.seal()
         keys, ends, hashes = self._keys, self._ends, self._hashes
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: repeats keep order
@@ -148,6 +186,7 @@ class OwnedLibraryBuilder:
             array("q", (ends[i] for i in kept)),
             sorted_hashes,
             decode,
+            answer,
         )
 
 
@@ -162,8 +201,10 @@ class OwnedLibrary:
         ends: array[int],
         hashes: bytes | bytearray,
         decode: Decode,
+        answer: bytes,
     ) -> None:
         self._spill = spill
+        self.answer = answer  # the digest of the whole answer (see ReceivedAnswer)
         self._keys = keys
         self._offsets = offsets
         self._ends = ends

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -19,7 +19,7 @@ from ..settings import Settings
 from .http import CallGate, SteamHttp
 from .json_stream import ArrayStream, JsonStreamError
 from .owned_game import OwnedGame
-from .owned_library import OwnedLibrary, OwnedLibraryBuilder
+from .owned_library import OwnedLibrary, OwnedLibraryBuilder, ReceivedAnswer, SameAnswer
 from .steam_ids import parse_identity, validate_steam_id
 from .storable import has_unstorable_escape, storable
 
@@ -51,10 +51,13 @@ class SteamClient:
 
     # -- public calls ---------------------------------------------------------
 
-    def fetch_owned_games(self, platform_user_id: str) -> OwnedLibrary:
-        """Every owned game (free ones included), deduplicated, ordered by app id.
+    def fetch_owned_games(
+        self, platform_user_id: str, known_answer: bytes | None = None
+    ) -> OwnedLibrary | SameAnswer:
+        """Every owned game (free ones included), deduplicated, ordered by app id; or
+        SameAnswer when the answer's digest is `known_answer` (it is then not parsed).
 
-        The answer is read as it arrives and held compactly (see `owned_library`).
+        The answer is held compactly, never as Python objects (see `owned_library`).
         """
         steam_id = validate_steam_id(platform_user_id)
         params = {
@@ -66,7 +69,10 @@ class SteamClient:
         }
         self._require_key()
         return self._http.fetch(
-            "/IPlayerService/GetOwnedGames/v1/", params, "GetOwnedGames", read_owned_games
+            "/IPlayerService/GetOwnedGames/v1/",
+            params,
+            "GetOwnedGames",
+            lambda chunks: read_owned_games(chunks, known_answer),
         )
 
     def resolve_vanity(self, name: str) -> str:
@@ -102,9 +108,28 @@ class SteamClient:
             raise ConfigurationError("STEAM_API_KEY is not set.")
 
 
-def read_owned_games(chunks: Iterable[bytes]) -> OwnedLibrary:
-    """A GetOwnedGames body, arriving in chunks, as an OwnedLibrary (the body is never held)."""
-    stream = ArrayStream(chunks, ("response", "games"))
+@overload
+def read_owned_games(chunks: Iterable[bytes]) -> OwnedLibrary: ...
+@overload
+def read_owned_games(
+    chunks: Iterable[bytes], known_answer: bytes | None
+) -> OwnedLibrary | SameAnswer: ...
+def read_owned_games(
+    chunks: Iterable[bytes], known_answer: bytes | None = None
+) -> OwnedLibrary | SameAnswer:
+    """A GetOwnedGames body, arriving in chunks, as an OwnedLibrary; SameAnswer, unparsed,
+    when its digest is `known_answer`. The body is kept as bytes, never as Python objects."""
+    answer = ReceivedAnswer(chunks)
+    try:
+        if answer.digest == known_answer:
+            return SameAnswer(answer.digest)
+        return _parse_owned_games(answer)
+    finally:
+        answer.close()
+
+
+def _parse_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
+    stream = ArrayStream(answer.chunks(), ("response", "games"))
     builder = OwnedLibraryBuilder()
     try:
         for raw, entry in stream:
@@ -129,7 +154,7 @@ def read_owned_games(chunks: Iterable[bytes]) -> OwnedLibrary:
     except BaseException:
         builder.discard()
         raise
-    return builder.build(_decode_entry)
+    return builder.build(_decode_entry, answer.digest)
 
 
 def _decode_entry(entry: bytes) -> OwnedGame:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 from psycopg import Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
@@ -73,28 +72,23 @@ def open_run(
     """Resume the library's open run under `token` for `message_id`, or start one; mark the
     library syncing.
 
-    The UPDATE waits for a batch still committing under the previous fence, so the
-    position read here includes it.
+    Taking the run over waits for a batch still committing under the previous fence, so
+    the position read here includes it.
     """
     with conn.transaction(), conn.cursor(row_factory=class_row(OpenRun)) as cur:
         if not lock_library(conn, library_id):
             raise UnknownLibrary(f"No library with id {library_id} exists.")
+        # One statement resumes the open run or opens one (the partial unique index allows
+        # one open run per library): no savepoint, and no race between two openers.
         run = cur.execute(
-            f"UPDATE sync_runs SET lease_token = %s, message_id = %s, attempts = attempts + 1,"
-            f" updated_at = now() WHERE library_id = %s AND status = 'running'"
+            f"INSERT INTO sync_runs (library_id, sync_type, status, lease_token, message_id)"
+            f" VALUES (%s, %s, 'running', %s, %s)"
+            f" ON CONFLICT (library_id) WHERE status = 'running' DO UPDATE"
+            f" SET lease_token = excluded.lease_token, message_id = excluded.message_id,"
+            f" attempts = sync_runs.attempts + 1, updated_at = now()"
             f" RETURNING {_RUN_COLUMNS}",
-            (token, message_id, library_id),
+            (library_id, sync_type, token, message_id),
         ).fetchone()
-        if run is None:
-            try:
-                with conn.transaction():
-                    run = cur.execute(
-                        f"INSERT INTO sync_runs (library_id, sync_type, status, lease_token,"
-                        f" message_id) VALUES (%s, %s, 'running', %s, %s) RETURNING {_RUN_COLUMNS}",
-                        (library_id, sync_type, token, message_id),
-                    ).fetchone()
-            except psycopg.errors.UniqueViolation:
-                raise LockLost() from None  # another attempt opened it a moment ago
         cur.execute(
             "UPDATE user_libraries SET sync_status = 'syncing', updated_at = now()"
             " WHERE library_id = %s",

@@ -37,10 +37,10 @@ from ..errors import (
     WorkerStopping,
 )
 from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
-from ..platforms import PlatformAdapter
+from ..platforms import PlatformAdapter, SameAnswer
 from ..platforms.owned_library import OwnedLibrary, iter_batches
 from ..settings import Settings
-from ..store import libraries, runs, slices, writer
+from ..store import digests, libraries, runs, writer
 from .cancels import forget_cancel, is_cancelled
 from .lease import Lease
 from .outcome import SyncOutcome
@@ -98,28 +98,29 @@ class SyncEngine:
         if self.stopping is not None and self.stopping.is_set():
             raise WorkerStopping()  # a stopping worker starts nothing, not even a Steam call
         try:
-            with self.pool.connection() as conn:
+            with autocommit(self.pool) as conn:
                 library = libraries.get_library(conn, library_id)
             lease = Lease(self.redis, str(library.library_id), owner, self.settings.sync_lock_ttl_s)
             if not lease.acquire():
                 raise SyncAlreadyRunning(retry_after_s=min(lease.holder_ttl_s, LEASE_POLL_S))
             with lease.kept_alive():
-                ended = self._ended_by(str(library.library_id), owner)
-                if ended is not None:
-                    return ended
-                return _Run(self, library, sync_type, lease).execute()
+                with autocommit(self.pool) as conn:
+                    ended = self._ended_by(conn, str(library.library_id), owner)
+                    if ended is not None:
+                        return ended
+                    run = _Run(self, conn, library, sync_type, lease)
+                return run.execute()
         except INFRASTRUCTURE_ERRORS as exc:  # before the run could record anything
             raise infrastructure_error(exc) from None
 
-    def _ended_by(self, library_id: str, owner: str) -> SyncOutcome | None:
+    def _ended_by(self, conn: Connection[Any], library_id: str, owner: str) -> SyncOutcome | None:
         """The outcome of the run `owner` already saw to its end, or None.
 
         Checked under the lease, before a run is opened: a message redelivered after its
         run ended must not open a second one (one more Steam call, and the user seeing the
         sync start and complete twice).
         """
-        with self.pool.connection() as conn:
-            ended = runs.ended_run_of(conn, library_id, owner)
+        ended = runs.ended_run_of(conn, library_id, owner)
         if ended is None:
             return None
         release_pending(self.redis, library_id, owner)
@@ -136,18 +137,37 @@ class SyncEngine:
         )
 
 
+@contextlib.contextmanager
+def autocommit(pool: ConnectionPool) -> Iterator[Connection[Any]]:
+    """A pooled connection whose lone statements commit by themselves: a read is one round
+    trip instead of three (BEGIN, the read, COMMIT); writes open their own transactions."""
+    with pool.connection() as conn:
+        conn.autocommit = True
+        try:
+            yield conn
+        finally:
+            if not conn.closed:
+                conn.autocommit = False  # as the pool's other users expect it back
+
+
 class _Run:
     """One attempt at one library, holding its lease and its run's fence."""
 
     def __init__(
-        self, engine: SyncEngine, library: libraries.Library, sync_type: str, lease: Lease
+        self,
+        engine: SyncEngine,
+        conn: Connection[Any],
+        library: libraries.Library,
+        sync_type: str,
+        lease: Lease,
     ) -> None:
         self.engine = engine
         self.library = library
         self.library_id = str(library.library_id)
         self.lease = lease
-        with engine.pool.connection() as conn:
-            self.run = runs.open_run(conn, self.library_id, sync_type, lease.token, lease.owner)
+        self.run = runs.open_run(conn, self.library_id, sync_type, lease.token, lease.owner)
+        # As committed with the rows they describe; advanced with each batch this run commits.
+        self.digests = digests.stored_digests(conn, self.library_id)
         self.started_at = self.run.started_at.isoformat()
         self.unrecorded_calls = 0  # Steam calls of this attempt not yet added to the run row
         self.games_processed = self.run.games_processed
@@ -177,7 +197,11 @@ class _Run:
                 total_games=self.library.total_games,
                 started_at=self.started_at,
             )
-            with self._fetch() as owned:
+            fetched = self._fetch()
+            if isinstance(fetched, SameAnswer):
+                self._check_interrupts()
+                return self._complete(None)
+            with fetched as owned:
                 self._check_interrupts()
                 self._write(owned)
                 return self._complete(owned)
@@ -210,23 +234,25 @@ class _Run:
 
     # -- the work ----------------------------------------------------------------
 
-    def _fetch(self) -> OwnedLibrary:
+    def _fetch(self) -> OwnedLibrary | SameAnswer:
+        """The library's games, or SameAnswer when Steam answered exactly what this
+        library's last completed sync read (unless every sync must write everything)."""
         adapter = self.engine.adapter_factory()
+        known = self.digests.answer if self.engine.settings.sync_differential else None
         try:
-            owned = adapter.fetch_owned_games(self.library.platform_user_id)
+            fetched = adapter.fetch_owned_games(self.library.platform_user_id, known)
         finally:
             self.unrecorded_calls += adapter.api_calls
-        self.total_games = len(owned)
-        return owned
+        self.total_games = (
+            self.library.total_games if isinstance(fetched, SameAnswer) else len(fetched)
+        )
+        return fetched
 
     def _write(self, owned: OwnedLibrary) -> None:
         """Write the slices that changed since their digests were stored, in batches."""
         resume_after = self.run.resume_after if self.run.resume_after is not None else -1
         self.games_processed = owned.count_up_to(resume_after)  # committed by earlier attempts
-        stored: dict[int, bytes] = {}
-        if self.engine.settings.sync_differential:
-            with self.engine.pool.connection() as conn:
-                stored = slices.stored_digests(conn, self.library_id)
+        stored = self.digests.slices if self.engine.settings.sync_differential else {}
         changed = [
             s
             for s in owned.slices
@@ -235,11 +261,10 @@ class _Run:
         batches = iter_batches(changed, self.games_processed, self.engine.settings.sync_batch_size)
         for number, batch in enumerate(batches):
             games = [g for start, end in batch.ranges for g in owned.games(start, end)]
+            written = {**self.digests.slices, **{s.number: s.digest for s in batch.finished}}
             with self._fenced() as conn:
                 counts = writer.write_batch(conn, self.library_id, self.library.platform, games)
-                slices.save_digests(
-                    conn, self.library_id, [(s.number, s.digest) for s in batch.finished]
-                )
+                digests.save_digests(conn, self.library_id, written)  # the answer: unknown now
                 runs.record_batch(
                     conn,
                     self.run.run_id,
@@ -250,6 +275,7 @@ class _Run:
                     api_calls=self.unrecorded_calls,
                 )
             self.unrecorded_calls = 0
+            self.digests = digests.StoredDigests(written)
             self.games_processed = batch.end  # unchanged slices before it included
             last_title = games[-1].title
             del games  # before the next batch is built: one batch in memory, not two
@@ -281,19 +307,21 @@ class _Run:
 
     # -- endings -------------------------------------------------------------------
 
-    def _complete(self, owned: OwnedLibrary) -> SyncOutcome:
-        games = len(owned)
+    def _complete(self, owned: OwnedLibrary | None) -> SyncOutcome:
+        """End the run as completed; `owned` None: the same answer as the last completed
+        sync's, so the stored rows and digests already say it all."""
+        games = self.total_games or 0
+        removed = 0
         with self._fenced() as conn:
             # An empty list for a library we hold games for is more likely a Steam hiccup
             # than a user who lost everything: keep the games (see docs/behaviour.md).
-            removed = 0
-            if games:
+            if owned is not None and games:
                 # Over every owned id, not only changed slices: an earlier attempt may have
                 # written a slice's digest and died before its removals.
                 removed = writer.mark_removed(
                     conn, self.library_id, self.library.platform, owned.ids()
                 )
-                slices.forget_other_slices(conn, self.library_id, [s.number for s in owned.slices])
+                self._save_final_digests(conn, owned)
             totals = runs.finish_run(
                 conn,
                 self.library_id,
@@ -314,8 +342,17 @@ class _Run:
             started_at=self.started_at,
             completed_at=utc_now_iso(),
         )
-        self.log.info("sync.completed", **asdict(totals))
+        self.log.info("sync.completed", same_answer=owned is None, **asdict(totals))
         return self._outcome("completed", totals)
+
+    def _save_final_digests(self, conn: Connection[Any], owned: OwnedLibrary) -> None:
+        """Keep the digests of the slices the library still has; the answer's digest only
+        when every one of them matches this answer (slices before the checkpoint were
+        written by an earlier attempt, from what Steam answered it)."""
+        current = {s.number: s.digest for s in owned.slices}
+        kept = {n: d for n, d in self.digests.slices.items() if n in current}
+        answer = owned.answer if kept == current else None
+        digests.save_digests(conn, self.library_id, kept, answer)
 
     def _end(self, status: str, error: SyncWorkerError) -> SyncOutcome:
         """Close the run as private, cancelled or failed; stored games stay as they were."""

@@ -8,7 +8,7 @@ import pytest
 
 from sync_worker.errors import PrivateProfile, SteamBadResponse
 from sync_worker.platforms.json_stream import ArrayStream, JsonStreamError
-from sync_worker.platforms.owned_library import SLICE_BITS, iter_batches
+from sync_worker.platforms.owned_library import SLICE_BITS, OwnedLibrary, SameAnswer, iter_batches
 from sync_worker.platforms.steam import read_owned_games
 
 DOCUMENT = {
@@ -121,3 +121,17 @@ def test_private_and_malformed_answers():
             read_owned_games([body])
     with read_owned_games([b'{"response": {"game_count": 0}}']) as owned:
         assert len(owned) == 0 and owned.slices == []
+
+
+def test_an_answer_whose_digest_is_known_comes_back_unparsed():
+    """The digest is of the bytes, whatever the chunking; a known one skips parsing, and
+    a changed byte does not."""
+    body = json.dumps({"response": {"game_count": 1, "games": [{"appid": 10}]}}).encode()
+    with read_owned_games([body]) as owned:
+        known = owned.answer
+
+    assert read_owned_games(chunked(body, 3), known) == SameAnswer(known)
+    changed = body.replace(b'"appid": 10', b'"appid": 20')
+    with read_owned_games(chunked(changed, 3), known) as other:
+        assert isinstance(other, OwnedLibrary) and other.answer != known
+        assert [g.platform_game_id for g in other.games(0, len(other))] == ["20"]

@@ -204,7 +204,7 @@ def test_deleting_libraries_mid_sync_never_deadlocks(runtime, register, subproce
         deleted += 1
 
     wait_for(lambda: idle(runtime), 60, "the workers to stand down")
-    for table in ("user_libraries", "sync_runs", "library_games", "library_slices"):
+    for table in ("user_libraries", "sync_runs", "library_games", "library_digests"):
         assert fetch_all(
             runtime, f"SELECT count(*) FROM {table} WHERE library_id = ANY(%s::uuid[])", library_ids
         ) == [(0,)], table

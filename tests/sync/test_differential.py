@@ -18,12 +18,13 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from structlog.testing import capture_logs
 
 from sync_worker.platforms.owned_library import SLICE_BITS
 from sync_worker.platforms.steam import SteamClient
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
-from sync_worker.store import libraries
+from sync_worker.store import digests, libraries
 from sync_worker.store.migrations import migrate
 from sync_worker.sync.engine import SyncEngine
 from sync_worker.sync.outcome import SyncOutcome
@@ -79,8 +80,9 @@ def stored(rt: Runtime) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     return owned, catalog
 
 
-def digested_slices(rt: Runtime) -> set[int]:
-    return {row[0] for row in fetch_all(rt, "SELECT slice FROM library_slices")}
+def stored_digests(rt: Runtime, library_id: str) -> digests.StoredDigests:
+    with rt.pool.connection() as conn:
+        return digests.stored_digests(conn, library_id)
 
 
 def owned_slices(rt: Runtime) -> set[int]:
@@ -143,7 +145,9 @@ def test_differential_sync_equals_writing_everything(runtime, reference, sim, se
         context = f"seed {seed}, step {step}, change {change}, crash after {crash_after}"
         assert diff.status == ref.status == "completed", context
         assert stored(runtime) == stored(reference), context
-        assert digested_slices(runtime) == owned_slices(runtime), context
+        kept = stored_digests(runtime, diff_id)
+        assert set(kept.slices) == owned_slices(runtime), context
+        assert kept.answer is not None, context  # every slice as this answer has it
         counts = ("total_games", "new_games", "updated_games", "removed_games")
         assert [getattr(diff, c) for c in counts] == [getattr(ref, c) for c in counts], context
         # The reference wrote every game; the differential run only changed slices.
@@ -152,3 +156,63 @@ def test_differential_sync_equals_writing_everything(runtime, reference, sim, se
             assert run_batches(runtime, diff.run_id) == 0, context
         else:
             assert run_batches(runtime, diff.run_id) <= run_batches(reference, ref.run_id)
+
+
+def test_an_unchanged_answer_is_not_parsed_and_a_changed_one_is(
+    runtime, register, make_engine, sim
+):
+    """The whole answer's digest skips an unchanged library; any change reads it again."""
+    steam_id = steam_id_for(600, seed=61)
+    library_id = register(steam_id)
+    make_engine().sync(library_id)
+
+    with capture_logs() as same:
+        unchanged = make_engine().sync(library_id)
+    sim.change_library(steam_id, bump_playtime={str(sim.owned_app_ids(steam_id)[5]): 9})
+    with capture_logs() as changed:
+        bumped = make_engine().sync(library_id)
+
+    def completed(logs: list[dict[str, Any]]) -> dict[str, Any]:
+        return next(e for e in logs if e["event"] == "sync.completed")
+
+    assert completed(same)["same_answer"] is True
+    assert (unchanged.total_games, unchanged.new_games, unchanged.updated_games) == (600, 0, 0)
+    assert completed(changed)["same_answer"] is False
+    assert (bumped.updated_games, run_batches(runtime, bumped.run_id)) == (1, 1)
+
+
+def test_a_resumed_run_keeps_no_answer_digest_for_rows_an_earlier_answer_wrote(
+    runtime, register, make_engine, sim
+):
+    """Attempt 1 writes a batch and dies; Steam changes a game in that batch before attempt 2,
+    which resumes past it. The rows there are attempt 1's, so the same answer next time must
+    not be taken as already stored: the next sync writes the change."""
+    steam_id = steam_id_for(300, seed=62)
+    library_id = register(steam_id)
+    settings = runtime.settings.model_copy(update={"sync_batch_size": 100})
+
+    def crash_after_first(_library_id: str, batch: int) -> None:
+        if batch == 1:
+            raise Crash
+
+    with pytest.raises(Crash):
+        make_engine(after_batch=crash_after_first, settings=settings).sync(library_id)
+    runtime.redis.flushdb()  # the dead worker's lease
+    [(resume_after,)] = fetch_all(
+        runtime, "SELECT resume_after FROM sync_runs WHERE status = 'running'"
+    )
+    early = min(a for a in sim.owned_app_ids(steam_id) if a <= resume_after)
+    sim.change_library(steam_id, bump_playtime={str(early): 45})
+
+    make_engine(settings=settings).sync(library_id)  # resumes after the checkpoint
+    assert stored_digests(runtime, library_id).answer is None
+    again = make_engine(settings=settings).sync(library_id)
+
+    [(playtime,)] = fetch_all(
+        runtime,
+        "SELECT playtime_minutes FROM library_games WHERE platform_game_id = %s",
+        str(early),
+    )
+    expected = next(g for g in sim.owned_games(steam_id) if g["appid"] == early)
+    assert (again.updated_games, playtime) == (1, expected["playtime_forever"])
+    assert stored_digests(runtime, library_id).answer is not None
