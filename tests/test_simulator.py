@@ -112,4 +112,6 @@ def test_profile_ids_round_trip():
         ProfileKind.PRIVATE_GAME_DETAILS,
         999,
     )
+    big = parse_profile(steam_id_for(200_000, seed=3))
+    assert big is not None and (big.game_count, big.seed) == (200_000, 3)
     assert parse_profile("7656119") is None

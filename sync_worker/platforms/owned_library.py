@@ -13,6 +13,8 @@ skips every slice whose digest matches the one stored with the rows it wrote las
 from __future__ import annotations
 
 import bisect
+import itertools
+import operator
 import os
 import tempfile
 from array import array
@@ -167,23 +169,25 @@ class OwnedLibraryBuilder:
         """The library, sorted by id; a repeated id keeps its last entry (as Steam means it).
         `answer` is the digest of the answer it was read from."""
         self._spill.seal()
-        keys, ends, hashes = self._keys, self._ends, self._hashes
-        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: repeats keep order
-        # Arrays filled one game at a time: a list of 50,000 slices would cost 10 MB.
-        kept = array(
-            "q", (i for n, i in enumerate(order, 1) if n == len(order) or keys[order[n]] != keys[i])
-        )
-        del order
-        sorted_hashes = bytearray(len(kept) * _HASH_BYTES)
-        for position, i in enumerate(kept):
-            sorted_hashes[position * _HASH_BYTES : (position + 1) * _HASH_BYTES] = hashes[
-                i * _HASH_BYTES : (i + 1) * _HASH_BYTES
+        keys, ends = self._keys, self._ends
+        # `map` over arrays: C-speed loops, and no list of Python ints as large as the library.
+        kept = array("q", sorted(range(len(keys)), key=keys.__getitem__))  # stable
+        sorted_keys = array("q", map(keys.__getitem__, kept))
+        if any(map(operator.eq, sorted_keys, itertools.islice(sorted_keys, 1, None))):
+            last = [
+                n == len(kept) - 1 or sorted_keys[n + 1] != key for n, key in enumerate(sorted_keys)
             ]
+            kept = array("q", itertools.compress(kept, last))  # a repeat: the last one wins
+            sorted_keys = array("q", map(keys.__getitem__, kept))
+        hashes = memoryview(self._hashes)
+        sorted_hashes = b"".join(
+            map(lambda i: hashes[i * _HASH_BYTES : (i + 1) * _HASH_BYTES], kept)
+        )
         return OwnedLibrary(
             self._spill,
-            array("q", (keys[i] for i in kept)),
-            array("q", (ends[i - 1] if i else 0 for i in kept)),
-            array("q", (ends[i] for i in kept)),
+            sorted_keys,
+            array("q", map(lambda i: ends[i - 1] if i else 0, kept)),
+            array("q", map(ends.__getitem__, kept)),
             sorted_hashes,
             decode,
             answer,

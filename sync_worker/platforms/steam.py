@@ -16,6 +16,7 @@ from ..errors import (
     VanityNotFound,
 )
 from ..settings import Settings
+from .compact_split import CompactEntries, NotCompact
 from .http import CallGate, SteamHttp
 from .json_stream import ArrayStream, JsonStreamError
 from .owned_game import OwnedGame
@@ -26,6 +27,7 @@ from .storable import has_unstorable_escape, storable
 ICON_URL = "https://media.steampowered.com/steamcommunity/public/images/apps/{appid}/{hash}.jpg"
 EARLIEST_REAL_PLAY = 1_072_915_200  # 2004-01-01: older rtime_last_played values are bogus
 WEBAPI_BUCKET = "steam_webapi"
+_APPID_AT = len(b'{"appid":')
 
 
 class SteamClient:
@@ -123,12 +125,53 @@ def read_owned_games(
     try:
         if answer.digest == known_answer:
             return SameAnswer(answer.digest)
-        return _parse_owned_games(answer)
+        try:
+            return _split_owned_games(answer)
+        except NotCompact:  # not Steam's usual layout: parse it as the JSON it may still be
+            return _parse_owned_games(answer)
     finally:
         answer.close()
 
 
+def _split_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
+    """Steam's compact answer, its entries split on bytes (`compact_split`), none parsed."""
+    entries = CompactEntries(answer.chunks())
+    builder = OwnedLibraryBuilder()
+    try:
+        for entry in entries:
+            digits = entry[_APPID_AT : entry.find(b",", _APPID_AT)]  # `{"appid":10,...`
+            if not digits.isdigit() or (digits[:1] == b"0" and digits != b"0"):
+                raise NotCompact("an app id that is not a plain number")
+            if b"\\u" in entry and has_unstorable_escape(entry):
+                raw = json.loads(entry)
+                entry = json.dumps(
+                    storable(raw), ensure_ascii=False, separators=(",", ":")
+                ).encode()
+            builder.add(int(digits), entry)
+        envelope = json.loads(entries.envelope)
+        games = envelope.get("response", {}).get("games") if isinstance(envelope, dict) else None
+        if games != ([] if entries.found else None):  # the array split was not `response.games`
+            raise NotCompact("the games were not where Steam puts them")
+    except (
+        NotCompact,
+        ValueError,
+        AttributeError,
+    ):  # json's errors and UnicodeDecodeError are ValueErrors
+        builder.discard()
+        raise NotCompact("not Steam's compact layout") from None
+    except BaseException:
+        builder.discard()
+        raise
+    try:
+        _check_envelope(envelope)
+    except BaseException:
+        builder.discard()
+        raise
+    return builder.build(_decode_entry, answer.digest)
+
+
 def _parse_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
+    """Any valid JSON answer, parsed item by item (`json_stream`)."""
     stream = ArrayStream(answer.chunks(), ("response", "games"))
     builder = OwnedLibraryBuilder()
     try:
@@ -142,12 +185,7 @@ def _parse_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
             if "\\u" in entry and has_unstorable_escape(entry):
                 entry = json.dumps(storable(raw), ensure_ascii=False, separators=(",", ":"))
             builder.add(app_id, entry.encode())
-        response = stream.envelope.get("response") if isinstance(stream.envelope, dict) else None
-        if not isinstance(response, dict):
-            raise SteamBadResponse("Steam's owned-games answer had no 'response' object.")
-        if "game_count" not in response:
-            # `{"response": {}}`: private profile or private "Game details", not "no games".
-            raise PrivateProfile()
+        _check_envelope(stream.envelope)
     except (JsonStreamError, UnicodeDecodeError):
         builder.discard()
         raise SteamBadResponse("Steam's GetOwnedGames answer was not valid JSON.") from None
@@ -157,11 +195,25 @@ def _parse_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
     return builder.build(_decode_entry, answer.digest)
 
 
+def _check_envelope(envelope: Any) -> None:
+    """The answer around the games: a `response` object that counts them."""
+    response = envelope.get("response") if isinstance(envelope, dict) else None
+    if not isinstance(response, dict):
+        raise SteamBadResponse("Steam's owned-games answer had no 'response' object.")
+    if "game_count" not in response:
+        # `{"response": {}}`: private profile or private "Game details", not "no games".
+        raise PrivateProfile()
+
+
 def _decode_entry(entry: bytes) -> OwnedGame:
+    """A kept entry as a game, when it is written (split entries were not parsed before)."""
     try:  # orjson: five times faster per entry; it refuses integers beyond 64 bits
         raw = orjson.loads(entry)
     except orjson.JSONDecodeError:
-        raw = json.loads(entry)
+        try:
+            raw = json.loads(entry)
+        except ValueError:
+            raise SteamBadResponse("Steam's GetOwnedGames answer was not valid JSON.") from None
     game = normalise_game(raw, entry)
     assert game is not None  # only entries with an app id are kept
     return game

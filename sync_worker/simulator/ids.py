@@ -2,7 +2,8 @@
 
 A SteamID64 is `7656119` + 10 digits. The simulator reads those 10 digits as
 `8 SSS K NNNNN`: seed S (which games), kind K (public, private, ...) and the game
-count N (0-50,000, capped). Every valid id therefore names a deterministic profile.
+count N (0-99,999); a leading 9 instead of 8 counts tens of games (up to the catalog's
+200,000 distinct app ids). Every valid id therefore names a deterministic profile.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import enum
 from dataclasses import dataclass
 
 STEAM_ID_PREFIX = "7656119"
-MAX_GAMES = 50_000
+MAX_GAMES = 200_000  # the catalog's size: a library owns each app id at most once
 
 
 class ProfileKind(enum.IntEnum):
@@ -35,8 +36,12 @@ class SimulatedProfile:
 def steam_id_for(games: int, kind: ProfileKind = ProfileKind.PUBLIC, seed: int = 0) -> str:
     """The Steam id of a simulated profile with that many games."""
     if not 0 <= games <= MAX_GAMES or not 0 <= seed <= 999:
-        raise ValueError("games must be 0-50000 and seed 0-999")
-    return f"{STEAM_ID_PREFIX}8{seed:03d}{int(kind)}{games:05d}"
+        raise ValueError("games must be 0-200000 and seed 0-999")
+    if games < 100_000:
+        return f"{STEAM_ID_PREFIX}8{seed:03d}{int(kind)}{games:05d}"
+    if games % 10:
+        raise ValueError("above 99,999 games, a multiple of 10")
+    return f"{STEAM_ID_PREFIX}9{seed:03d}{int(kind)}{games // 10:05d}"
 
 
 def parse_profile(steam_id: str) -> SimulatedProfile | None:
@@ -54,5 +59,5 @@ def parse_profile(steam_id: str) -> SimulatedProfile | None:
         steam_id=steam_id,
         seed=int(tail[1:4]),
         kind=kind,
-        game_count=min(int(tail[5:]), MAX_GAMES),
+        game_count=min(int(tail[5:]) * (10 if tail[0] == "9" else 1), MAX_GAMES),
     )

@@ -147,7 +147,9 @@ class SimulatorState:
         response: dict[str, Any] = {"game_count": len(games)}
         if games:  # a public profile owning nothing has no "games" key at all
             response["games"] = games
-        body = json.dumps({"response": response}, ensure_ascii=False).encode()
+        body = json.dumps(
+            {"response": response}, ensure_ascii=False, separators=(",", ":")
+        ).encode()
         with self.lock:
             if revision == self._revision:
                 self._bodies[key] = body

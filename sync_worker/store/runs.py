@@ -29,6 +29,9 @@ _RUN_COLUMNS = (
 )
 
 
+_LOCK_LIBRARY = "SELECT 1 FROM user_libraries WHERE library_id = %s FOR KEY SHARE"
+
+
 @dataclass(frozen=True)
 class OpenRun:
     """The checkpoint of an open run, as committed."""
@@ -117,23 +120,23 @@ def ended_run_of(conn: Connection[Any], library_id: str, message_id: str) -> End
 def lock_library(conn: Connection[Any], library_id: str) -> bool:
     """Keep the library from being deleted until this transaction ends (other updates of its
     row go on); False when it is gone already. Taken first: see the lock order above."""
-    row = conn.execute(
-        "SELECT 1 FROM user_libraries WHERE library_id = %s FOR KEY SHARE", (library_id,)
-    ).fetchone()
-    return row is not None
+    return conn.execute(_LOCK_LIBRARY, (library_id,)).fetchone() is not None
 
 
 def fence(conn: Connection[Any], library_id: str, run_id: str, token: str) -> None:
     """Lock the library, then the open run, for this transaction; raise LockLost unless
-    `token` still owns the run (a deleted library's run is gone with it)."""
-    if not lock_library(conn, library_id):
-        raise LockLost()
-    owned = conn.execute(
-        "SELECT 1 FROM sync_runs WHERE run_id = %s AND lease_token = %s AND status = 'running'"
-        " FOR UPDATE",
-        (run_id, token),
-    ).fetchone()
-    if owned is None:
+    `token` still owns the run (a deleted library's run is gone with it).
+
+    Both statements go in one round trip (a pipeline runs them in order, so the lock
+    order holds)."""
+    with conn.pipeline():
+        library = conn.execute(_LOCK_LIBRARY, (library_id,))
+        run = conn.execute(
+            "SELECT 1 FROM sync_runs WHERE run_id = %s AND lease_token = %s AND status = 'running'"
+            " FOR UPDATE",
+            (run_id, token),
+        )
+    if library.fetchone() is None or run.fetchone() is None:
         raise LockLost()
 
 

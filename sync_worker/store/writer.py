@@ -125,9 +125,17 @@ class BatchCounts:
 
 
 def write_batch(
-    conn: Connection[object], library_id: str, platform: str, games: Sequence[OwnedGame]
+    conn: Connection[object],
+    library_id: str,
+    platform: str,
+    games: Sequence[OwnedGame],
+    *,
+    probe: bool = True,
 ) -> BatchCounts:
-    """Upsert one batch of owned games in the caller's transaction; return exact counts."""
+    """Upsert one batch of owned games in the caller's transaction; return exact counts.
+
+    `probe=False` skips dropping unchanged rows first, for a library with nothing stored
+    to compare (its first sync): the counts stay exact either way."""
     unique = list({g.platform_game_id: g for g in games}.values())
     params = {"library_id": library_id, "platform": platform}
     conn.execute(_CREATE_STAGING)
@@ -149,9 +157,8 @@ def write_batch(
                         _JSONB_VERSION + g.raw_json,
                     )
                 )
-        unchanged = cur.execute(_DROP_UNCHANGED, params).rowcount
-        if unchanged == len(unique):
-            return BatchCounts(new=0, updated=0, unchanged=unchanged)
+        if probe and cur.execute(_DROP_UNCHANGED, params).rowcount == len(unique):
+            return BatchCounts(new=0, updated=0, unchanged=len(unique))
         cur.execute(_UPSERT_CATALOG, params)
         cur.execute(_UPSERT_OWNERSHIP, params)
         row = cur.fetchone()

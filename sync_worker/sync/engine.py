@@ -198,13 +198,16 @@ class _Run:
                 started_at=self.started_at,
             )
             fetched = self._fetch()
+            self._check_interrupts()
             if isinstance(fetched, SameAnswer):
-                self._check_interrupts()
-                return self._complete(None)
+                with self._fenced() as conn:
+                    removed, totals = self._finish(
+                        conn, None, self.digests.slices, self.unrecorded_calls
+                    )
+                return self._completed(totals, removed, same_answer=True)
             with fetched as owned:
-                self._check_interrupts()
-                self._write(owned)
-                return self._complete(owned)
+                removed, totals = self._write(owned)
+                return self._completed(totals, removed, same_answer=False)
         except PrivateProfile as exc:
             return self._end("private", exc)
         except SyncCancelled as exc:
@@ -248,8 +251,10 @@ class _Run:
         )
         return fetched
 
-    def _write(self, owned: OwnedLibrary) -> None:
-        """Write the slices that changed since their digests were stored, in batches."""
+    def _write(self, owned: OwnedLibrary) -> tuple[int, runs.RunTotals]:
+        """Write the slices that changed since their digests were stored, in batches; the
+        last batch's transaction also completes the run (one transaction fewer: for most
+        libraries, the only batch). Returns the games found removed and the run's totals."""
         resume_after = self.run.resume_after if self.run.resume_after is not None else -1
         self.games_processed = owned.count_up_to(resume_after)  # committed by earlier attempts
         stored = self.digests.slices if self.engine.settings.sync_differential else {}
@@ -258,13 +263,20 @@ class _Run:
             for s in owned.slices
             if s.last_key > resume_after and stored.get(s.number) != s.digest
         ]
+        # A library with no digests has no rows to compare with (or is to be compared
+        # whole): the writer's upserts alone are exact, without probing for unchanged rows.
+        probe = bool(self.digests.slices)
         batches = iter_batches(changed, self.games_processed, self.engine.settings.sync_batch_size)
-        for number, batch in enumerate(batches):
+        batch = next(batches, None)
+        number = 0
+        while batch is not None:
+            following = next(batches, None)
             games = [g for start, end in batch.ranges for g in owned.games(start, end)]
             written = {**self.digests.slices, **{s.number: s.digest for s in batch.finished}}
             with self._fenced() as conn:
-                counts = writer.write_batch(conn, self.library_id, self.library.platform, games)
-                digests.save_digests(conn, self.library_id, written)  # the answer: unknown now
+                counts = writer.write_batch(
+                    conn, self.library_id, self.library.platform, games, probe=probe
+                )
                 runs.record_batch(
                     conn,
                     self.run.run_id,
@@ -274,6 +286,10 @@ class _Run:
                     updated=counts.updated,
                     api_calls=self.unrecorded_calls,
                 )
+                if following is None:
+                    ending = self._finish(conn, owned, written, api_calls=0)  # recorded above
+                else:
+                    digests.save_digests(conn, self.library_id, written)  # the answer: unknown
             self.unrecorded_calls = 0
             self.digests = digests.StoredDigests(written)
             self.games_processed = batch.end  # unchanged slices before it included
@@ -285,9 +301,16 @@ class _Run:
                 current_game=last_title,
                 started_at=self.started_at,
             )
+            number += 1
             if self.engine.after_batch is not None:
-                self.engine.after_batch(self.library_id, self.run.batches + number + 1)
-            self._check_interrupts()
+                self.engine.after_batch(self.library_id, self.run.batches + number)
+            if following is not None:
+                self._check_interrupts()
+            batch = following
+        if number == 0:  # nothing to write: the digests change only by slices gone
+            with self._fenced() as conn:
+                ending = self._finish(conn, owned, self.digests.slices, self.unrecorded_calls)
+        return ending
 
     def _check_interrupts(self) -> None:
         """Between batches: a cancellation, a lost lease or a stopping worker ends the attempt."""
@@ -307,30 +330,39 @@ class _Run:
 
     # -- endings -------------------------------------------------------------------
 
-    def _complete(self, owned: OwnedLibrary | None) -> SyncOutcome:
-        """End the run as completed; `owned` None: the same answer as the last completed
-        sync's, so the stored rows and digests already say it all."""
+    def _finish(
+        self,
+        conn: Connection[Any],
+        owned: OwnedLibrary | None,
+        written: dict[int, bytes],
+        api_calls: int,
+    ) -> tuple[int, runs.RunTotals]:
+        """In the caller's fenced transaction: record removals and the digests, and close the
+        run as completed. `owned` None: the same answer as the last completed sync's, so the
+        stored rows and digests already say it all. Returns (removed games, totals)."""
         games = self.total_games or 0
         removed = 0
-        with self._fenced() as conn:
-            # An empty list for a library we hold games for is more likely a Steam hiccup
-            # than a user who lost everything: keep the games (see docs/behaviour.md).
-            if owned is not None and games:
-                # Over every owned id, not only changed slices: an earlier attempt may have
-                # written a slice's digest and died before its removals.
-                removed = writer.mark_removed(
-                    conn, self.library_id, self.library.platform, owned.ids()
-                )
-                self._save_final_digests(conn, owned)
-            totals = runs.finish_run(
-                conn,
-                self.library_id,
-                self.run.run_id,
-                "completed",
-                total_games=games,
-                removed_games=removed,
-                api_calls=self.unrecorded_calls,
-            )
+        # An empty list for a library we hold games for is more likely a Steam hiccup
+        # than a user who lost everything: keep the games (see docs/behaviour.md).
+        if owned is not None and games:
+            # Over every owned id, not only changed slices: an earlier attempt may have
+            # written a slice's digest and died before its removals.
+            removed = writer.mark_removed(conn, self.library_id, self.library.platform, owned.ids())
+            self._save_final_digests(conn, owned, written)
+        totals = runs.finish_run(
+            conn,
+            self.library_id,
+            self.run.run_id,
+            "completed",
+            total_games=games,
+            removed_games=removed,
+            api_calls=api_calls,
+        )
+        return removed, totals
+
+    def _completed(self, totals: runs.RunTotals, removed: int, *, same_answer: bool) -> SyncOutcome:
+        """The run is committed as completed: let go, and say so."""
+        games = totals.total_games
         self._let_go()
         self.progress.publish(
             "completed",
@@ -342,15 +374,17 @@ class _Run:
             started_at=self.started_at,
             completed_at=utc_now_iso(),
         )
-        self.log.info("sync.completed", same_answer=owned is None, **asdict(totals))
+        self.log.info("sync.completed", same_answer=same_answer, **asdict(totals))
         return self._outcome("completed", totals)
 
-    def _save_final_digests(self, conn: Connection[Any], owned: OwnedLibrary) -> None:
-        """Keep the digests of the slices the library still has; the answer's digest only
-        when every one of them matches this answer (slices before the checkpoint were
-        written by an earlier attempt, from what Steam answered it)."""
+    def _save_final_digests(
+        self, conn: Connection[Any], owned: OwnedLibrary, written: dict[int, bytes]
+    ) -> None:
+        """Keep the digests (as written) of the slices the library still has; the answer's
+        digest only when every one of them matches this answer (slices before the checkpoint
+        were written by an earlier attempt, from what Steam answered it)."""
         current = {s.number: s.digest for s in owned.slices}
-        kept = {n: d for n, d in self.digests.slices.items() if n in current}
+        kept = {n: d for n, d in written.items() if n in current}
         answer = owned.answer if kept == current else None
         digests.save_digests(conn, self.library_id, kept, answer)
 

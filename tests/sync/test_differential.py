@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,12 +116,14 @@ def random_change(rng: random.Random, owned: list[int]) -> dict[str, Any]:
 
 
 def sync_differentially(rt: Runtime, library_id: str, crash_after: int | None) -> SyncOutcome:
-    """Sync, possibly killed after batch `crash_after`; a killed run is resumed."""
+    """Sync, possibly killed after batch `crash_after`; the message comes back (same id) and
+    resumes the run, or, if the batch that died was the last, finds the run completed."""
+    message_id = f"test-{uuid.uuid4()}"
     try:
-        return engine(rt, crash_after).sync(library_id)
+        return engine(rt, crash_after).sync(library_id, owner=message_id)
     except Crash:
         rt.redis.flushdb()  # the dead worker's lease: long gone by its redelivery
-        return engine(rt).sync(library_id)
+        return engine(rt).sync(library_id, owner=message_id)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
