@@ -7,6 +7,7 @@ again (its message was lost), and an app whose details are fresh is never claime
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 from ..runtime import Runtime
@@ -15,19 +16,32 @@ from ..store import catalog
 
 
 def queue_for_library(runtime: Runtime, library_id: str) -> int:
-    """After a library sync: queue its apps that need store details; return how many."""
+    """After a library sync: queue its apps that need store details; return how many.
+
+    The claims commit once their messages are sent: a send that fails leaves them unclaimed."""
+    size = runtime.settings.enrich_chunk_size
     with runtime.pool.connection() as conn:
-        app_ids = catalog.claim_for_library(conn, library_id, max_age(runtime), claim_age(runtime))
-    return _send(app_ids, runtime)
+        return _send(
+            catalog.claim_for_library(conn, library_id, max_age(runtime), claim_age(runtime), size),
+            runtime,
+        )
 
 
 def queue_all(runtime: Runtime, *, include_stale: bool) -> int:
     """By hand: queue every app without details (and, with `include_stale`, stale ones)."""
+    size = runtime.settings.enrich_chunk_size
     with runtime.pool.connection() as conn:
-        app_ids = catalog.claim_all(
-            conn, "steam", max_age(runtime), claim_age(runtime), include_stale=include_stale
+        return _send(
+            catalog.claim_all(
+                conn,
+                "steam",
+                max_age(runtime),
+                claim_age(runtime),
+                size,
+                include_stale=include_stale,
+            ),
+            runtime,
         )
-    return _send(app_ids, runtime)
 
 
 def max_age(runtime: Runtime) -> timedelta:
@@ -40,9 +54,10 @@ def claim_age(runtime: Runtime) -> timedelta:
     return timedelta(seconds=runtime.settings.enrich_claim_s)
 
 
-def _send(app_ids: list[str], runtime: Runtime) -> int:
+def _send(chunks: Iterator[list[str]], runtime: Runtime) -> int:
     sender = Sender(runtime)
-    size = runtime.settings.enrich_chunk_size
-    for start in range(0, len(app_ids), size):
-        sender.send(enrich_message(app_ids[start : start + size]))
-    return len(app_ids)
+    sent = 0
+    for app_ids in chunks:
+        sender.send(enrich_message(app_ids))
+        sent += len(app_ids)
+    return sent

@@ -13,6 +13,7 @@ skips every slice whose digest matches the one stored with the rows it wrote las
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import operator
 import os
@@ -34,6 +35,9 @@ _SPILL_IN_MEMORY_BYTES = 1 << 20  # libraries of up to ~3,000 games never touch 
 _SPILL_WRITE_BYTES = 1 << 18  # beyond that, entries go to the file in writes this large
 _HASH_BYTES = 16
 _READ_BYTES = 1 << 16  # a kept answer is read back (to be parsed) in pieces this large
+_POSITION_BITS = 24  # libraries of up to 16 million games; app ids below 2**39
+_POSITION = (1 << _POSITION_BITS) - 1
+_SORT_RUN = 1 << 16  # games sorted as Python ints at once: about 3 MB
 
 Decode = Callable[[bytes], OwnedGame]
 
@@ -169,29 +173,57 @@ class OwnedLibraryBuilder:
         """The library, sorted by id; a repeated id keeps its last entry (as Steam means it).
         `answer` is the digest of the answer it was read from."""
         self._spill.seal()
-        keys, ends = self._keys, self._ends
-        # `map` over arrays: C-speed loops, and no list of Python ints as large as the library.
-        kept = array("q", sorted(range(len(keys)), key=keys.__getitem__))  # stable
-        sorted_keys = array("q", map(keys.__getitem__, kept))
+        # Sorted as one int per game, id and position packed (stable: equal ids keep their
+        # order), through `map` over arrays: C-speed loops, no object per game beyond one
+        # sort run. Each array collected is freed as soon as it is used up.
+        packed = _sorted_in_runs(map(_pack, self._keys, range(len(self._keys))))
+        self._keys = array("q")
+        kept = array("q", map(_POSITION.__and__, packed))
+        sorted_keys = array("q", map(_POSITION_BITS.__rrshift__, packed))
+        del packed
         if any(map(operator.eq, sorted_keys, itertools.islice(sorted_keys, 1, None))):
             last = [
-                n == len(kept) - 1 or sorted_keys[n + 1] != key for n, key in enumerate(sorted_keys)
+                n + 1 == len(kept) or sorted_keys[n + 1] != k for n, k in enumerate(sorted_keys)
             ]
             kept = array("q", itertools.compress(kept, last))  # a repeat: the last one wins
-            sorted_keys = array("q", map(keys.__getitem__, kept))
-        hashes = memoryview(self._hashes)
-        sorted_hashes = b"".join(
-            map(lambda i: hashes[i * _HASH_BYTES : (i + 1) * _HASH_BYTES], kept)
-        )
+            sorted_keys = array("q", itertools.compress(sorted_keys, last))
+        hashes, self._hashes = self._hashes, bytearray()
+        sorted_hashes = bytearray(len(kept) * _HASH_BYTES)
+        for position, i in enumerate(kept):
+            sorted_hashes[position * _HASH_BYTES : (position + 1) * _HASH_BYTES] = hashes[
+                i * _HASH_BYTES : (i + 1) * _HASH_BYTES
+            ]
+        del hashes
+        ends, self._ends = self._ends, array("q")
+        offsets = array("q", map(lambda i: ends[i - 1] if i else 0, kept))
         return OwnedLibrary(
             self._spill,
             sorted_keys,
-            array("q", map(lambda i: ends[i - 1] if i else 0, kept)),
+            offsets,
             array("q", map(ends.__getitem__, kept)),
             sorted_hashes,
             decode,
             answer,
         )
+
+
+def _sorted_in_runs(values: Iterator[int]) -> array[int]:
+    """`values` sorted: up to _SORT_RUN at a time as a list (one Python int object each), then
+    the sorted runs, kept as compact arrays, merged. A single run needs no merge."""
+    runs: list[array[int]] = []
+    while run := list(itertools.islice(values, _SORT_RUN)):
+        run.sort()
+        runs.append(array("q", run))
+        del run
+    if len(runs) == 1:
+        return runs[0]
+    return array("q", heapq.merge(*runs))
+
+
+def _pack(key: int, position: int) -> int:
+    if not 0 <= key < 1 << (63 - _POSITION_BITS) or position > _POSITION:
+        raise ValueError("an id or a library too large to sort")
+    return key << _POSITION_BITS | position
 
 
 class OwnedLibrary:

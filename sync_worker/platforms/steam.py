@@ -28,6 +28,7 @@ ICON_URL = "https://media.steampowered.com/steamcommunity/public/images/apps/{ap
 EARLIEST_REAL_PLAY = 1_072_915_200  # 2004-01-01: older rtime_last_played values are bogus
 WEBAPI_BUCKET = "steam_webapi"
 _APPID_AT = len(b'{"appid":')
+MAX_APP_ID = 1 << 32  # app ids are 32-bit; an entry claiming a larger one is skipped
 
 
 class SteamClient:
@@ -140,7 +141,11 @@ def _split_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
     try:
         for entry in entries:
             digits = entry[_APPID_AT : entry.find(b",", _APPID_AT)]  # `{"appid":10,...`
-            if not digits.isdigit() or (digits[:1] == b"0" and digits != b"0"):
+            if (
+                not digits.isdigit()
+                or (digits[:1] == b"0" and digits != b"0")
+                or int(digits) >= MAX_APP_ID
+            ):
                 raise NotCompact("an app id that is not a plain number")
             if b"\\u" in entry and has_unstorable_escape(entry):
                 raw = json.loads(entry)
@@ -178,7 +183,7 @@ def _parse_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
         for raw, entry in stream:
             # The common case first, cheaply: this loop runs once per owned game.
             app_id = raw.get("appid") if type(raw) is dict else None
-            if type(app_id) is not int:
+            if type(app_id) is not int or not 0 <= app_id < MAX_APP_ID:
                 app_id = _app_id(raw)
                 if app_id is None:
                     continue
@@ -249,9 +254,10 @@ def _app_id(raw: Any) -> int | None:
     if not isinstance(raw, dict):
         return None
     try:
-        return int(raw["appid"])
+        app_id = int(raw["appid"])
     except (KeyError, TypeError, ValueError):
         return None
+    return app_id if 0 <= app_id < MAX_APP_ID else None
 
 
 def _int(value: Any) -> int:

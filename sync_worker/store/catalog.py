@@ -3,6 +3,7 @@ store said. One row per platform game serves every library that owns it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,16 +22,19 @@ _CLAIMABLE = f"{_NEEDS_DETAILS} AND {_UNCLAIMED}"
 # Claims lock rows in one order and skip rows another transaction holds (a claim, a
 # sync writing that game, an enrichment recording it): two libraries finishing at once
 # never deadlock, and a skipped app is claimed by its holder or the next sync owning it.
+# Returned in numeric order (ids are numbers without leading zeros) for stable chunks.
 _CLAIM = """
 WITH claimable AS (
     SELECT g.platform, g.platform_game_id FROM games AS g {join}
     WHERE {where}
     ORDER BY g.platform_game_id
     FOR UPDATE OF g SKIP LOCKED
+), claimed AS (
+    UPDATE games AS g SET enrich_queued_at = now() FROM claimable AS c
+    WHERE g.platform = c.platform AND g.platform_game_id = c.platform_game_id
+    RETURNING g.platform_game_id
 )
-UPDATE games AS g SET enrich_queued_at = now() FROM claimable AS c
-WHERE g.platform = c.platform AND g.platform_game_id = c.platform_game_id
-RETURNING g.platform_game_id
+SELECT platform_game_id FROM claimed ORDER BY length(platform_game_id), platform_game_id
 """
 _CLAIM_FOR_LIBRARY = _CLAIM.format(
     join="JOIN library_games AS lg"
@@ -74,13 +78,17 @@ FROM games AS g WHERE g.platform = %(platform)s
 
 
 def claim_for_library(
-    conn: Connection[Any], library_id: str, max_age: timedelta, claim_ttl: timedelta
-) -> list[str]:
-    """Claim the library's owned apps that need details and nobody is fetching already."""
-    rows = conn.execute(
-        _CLAIM_FOR_LIBRARY, {"library_id": library_id, "max_age": max_age, "claim_ttl": claim_ttl}
-    ).fetchall()
-    return sorted((row[0] for row in rows), key=int)
+    conn: Connection[Any], library_id: str, max_age: timedelta, claim_ttl: timedelta, chunk: int
+) -> Iterator[list[str]]:
+    """Claim the library's owned apps that need details and nobody is fetching already;
+    yield them `chunk` at a time (a big library's ids never all become Python strings).
+    The claims commit with the caller's transaction, after it has used them."""
+    yield from _claimed(
+        conn,
+        _CLAIM_FOR_LIBRARY,
+        {"library_id": library_id, "max_age": max_age, "claim_ttl": claim_ttl},
+        chunk,
+    )
 
 
 def claim_all(
@@ -88,11 +96,14 @@ def claim_all(
     platform: str,
     max_age: timedelta,
     claim_ttl: timedelta,
+    chunk: int,
     *,
     include_stale: bool,
-) -> list[str]:
-    """Claim every app with no details (and, with `include_stale`, those past the refresh age)."""
-    rows = conn.execute(
+) -> Iterator[list[str]]:
+    """Claim every app with no details (and, with `include_stale`, those past the refresh
+    age), `chunk` at a time."""
+    yield from _claimed(
+        conn,
         _CLAIM_ALL,
         {
             "platform": platform,
@@ -100,8 +111,17 @@ def claim_all(
             "claim_ttl": claim_ttl,
             "include_stale": include_stale,
         },
-    ).fetchall()
-    return sorted((row[0] for row in rows), key=int)
+        chunk,
+    )
+
+
+def _claimed(
+    conn: Connection[Any], sql: str, params: dict[str, Any], chunk: int
+) -> Iterator[list[str]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        while rows := cur.fetchmany(chunk):
+            yield [row[0] for row in rows]
 
 
 def needing_details(

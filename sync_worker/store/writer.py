@@ -9,7 +9,7 @@ once, into `jsonb`: Python never serialises a game.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from psycopg import Connection
@@ -128,15 +128,17 @@ def write_batch(
     conn: Connection[object],
     library_id: str,
     platform: str,
-    games: Sequence[OwnedGame],
+    games: Iterable[OwnedGame],
     *,
     probe: bool = True,
 ) -> BatchCounts:
     """Upsert one batch of owned games in the caller's transaction; return exact counts.
 
-    `probe=False` skips dropping unchanged rows first, for a library with nothing stored
-    to compare (its first sync): the counts stay exact either way."""
-    unique = list({g.platform_game_id: g for g in games}.values())
+    Ids must be unique in a batch (an OwnedLibrary's are). `games` is streamed into the
+    COPY: a batch is never held decoded. `probe=False` skips dropping unchanged rows first,
+    for a library with nothing stored to compare (its first sync): the counts stay exact
+    either way."""
+    copied = 0
     params = {"library_id": library_id, "platform": platform}
     conn.execute(_CREATE_STAGING)
     # Empty but when one transaction writes several batches; TRUNCATE would cost a
@@ -145,7 +147,8 @@ def write_batch(
     with conn.cursor() as cur:
         with cur.copy(_COPY) as copy:
             copy.set_types(_STAGING_TYPES)
-            for g in unique:
+            for g in games:
+                copied += 1
                 copy.write_row(
                     (
                         g.platform_game_id,
@@ -157,14 +160,14 @@ def write_batch(
                         _JSONB_VERSION + g.raw_json,
                     )
                 )
-        if probe and cur.execute(_DROP_UNCHANGED, params).rowcount == len(unique):
-            return BatchCounts(new=0, updated=0, unchanged=len(unique))
+        if probe and cur.execute(_DROP_UNCHANGED, params).rowcount == copied:
+            return BatchCounts(new=0, updated=0, unchanged=copied)
         cur.execute(_UPSERT_CATALOG, params)
         cur.execute(_UPSERT_OWNERSHIP, params)
         row = cur.fetchone()
     assert row is not None
     new, updated = int(row[0]), int(row[1])  # type: ignore[index]
-    return BatchCounts(new=new, updated=updated, unchanged=len(unique) - new - updated)
+    return BatchCounts(new=new, updated=updated, unchanged=copied - new - updated)
 
 
 def mark_removed(

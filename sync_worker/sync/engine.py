@@ -271,7 +271,8 @@ class _Run:
         number = 0
         while batch is not None:
             following = next(batches, None)
-            games = [g for start, end in batch.ranges for g in owned.games(start, end)]
+            # Decoded as the COPY takes them: one slice's games in memory, not a batch's.
+            games = (g for start, end in batch.ranges for g in owned.games(start, end))
             written = {**self.digests.slices, **{s.number: s.digest for s in batch.finished}}
             with self._fenced() as conn:
                 counts = writer.write_batch(
@@ -293,12 +294,10 @@ class _Run:
             self.unrecorded_calls = 0
             self.digests = digests.StoredDigests(written)
             self.games_processed = batch.end  # unchanged slices before it included
-            last_title = games[-1].title
-            del games  # before the next batch is built: one batch in memory, not two
             self.progress.batch(
                 self.games_processed,
                 len(owned),
-                current_game=last_title,
+                current_game=owned.games(batch.end - 1, batch.end)[0].title,
                 started_at=self.started_at,
             )
             number += 1

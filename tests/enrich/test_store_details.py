@@ -121,9 +121,8 @@ def test_two_libraries_claiming_at_once_never_deadlock_nor_overlap(runtime, regi
     def claim(library_id: str, start: threading.Barrier, claims: dict[str, list[str]]) -> None:
         with runtime.pool.connection() as conn:
             start.wait()
-            claims[library_id] = claim_for_library(
-                conn, library_id, timedelta(days=30), timedelta(days=1)
-            )
+            chunks = claim_for_library(conn, library_id, timedelta(days=30), timedelta(days=1), 50)
+            claims[library_id] = [app_id for chunk in chunks for app_id in chunk]
 
     for _ in range(20):
         fetch_all(runtime, "UPDATE games SET enrich_queued_at = NULL RETURNING 1")
@@ -138,3 +137,28 @@ def test_two_libraries_claiming_at_once_never_deadlock_nor_overlap(runtime, regi
             thread.join()
         assert not set(claims[first]) & set(claims[second])
         assert set(claims[first]) | set(claims[second]) == every_app
+
+
+def test_claims_are_kept_only_once_their_messages_are_sent(runtime, register, make_engine):
+    """Redis down while queueing: the apps stay unclaimed (not held until the claim lapses)."""
+    import redis
+
+    from sync_worker.enrich.queueing import queue_for_library
+    from sync_worker.runtime import Runtime
+    from tests.conftest import free_port
+
+    library_id = register(steam_id_for(30, seed=330))
+    make_engine().sync(library_id)
+    fetch_all(runtime, "UPDATE games SET enrich_queued_at = NULL RETURNING 1")
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    broken = Runtime(runtime.settings.model_copy(update={"redis_url": unreachable}))
+    try:
+        with pytest.raises(redis.ConnectionError):
+            queue_for_library(broken, library_id)
+    finally:
+        broken.close()
+
+    assert fetch_all(runtime, "SELECT count(*) FROM games WHERE enrich_queued_at IS NOT NULL") == [
+        (0,)
+    ]
+    assert queue_for_library(runtime, library_id) == 30

@@ -136,3 +136,10 @@ def test_entries_and_envelope_come_back_exactly():
     entries = CompactEntries(chunked(body, 4))
     assert list(entries) == [b'{"appid":1}', b'{"appid":2,"x":[1]}']
     assert entries.found and entries.envelope == b'{"response":{"game_count":2,"games":[]},"z":1}'
+
+
+def test_app_ids_outside_32_bits_are_skipped_like_entries_without_one():
+    games = [{"appid": -5}, {"appid": 2**40}, {"appid": 99999999999}, {"appid": 7}]
+    body = compact({"response": {"game_count": 4, "games": games}})
+    with steam.read_owned_games(chunked(body, 8)) as owned:
+        assert list(owned.ids()) == ["7"]

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 
 from sync_worker.platforms import OwnedGame
+from sync_worker.platforms.steam import read_owned_games
 from sync_worker.store import writer
 from tests.conftest import fetch_all
 
@@ -46,10 +47,14 @@ def test_unchanged_rows_are_not_rewritten(runtime, register):
     assert fetch_all(runtime, "SELECT xmin::text, updated_at FROM library_games") == before
 
 
-def test_duplicate_keys_inside_a_batch_are_merged(runtime, register):
-    """Steam listing one app twice cannot break the COPY or double count."""
+def test_an_app_listed_twice_is_written_once_as_listed_last(runtime, register):
+    """Steam listing one app twice cannot break the COPY or double count: the library
+    read from its answer keeps the last entry, and the writer gets each id once."""
     library_id = register("76561198000000003")
-    counts = write(runtime, library_id, [game(10, playtime=1), game(10, playtime=2)])
+    listed = [{"appid": 10, "playtime_forever": 1}, {"appid": 10, "playtime_forever": 2}]
+    body = json.dumps({"response": {"game_count": 2, "games": listed}}).encode()
+    with read_owned_games([body]) as owned:
+        counts = write(runtime, library_id, owned.games(0, len(owned)))
     assert counts == writer.BatchCounts(1, 0, 0)
     assert fetch_all(runtime, "SELECT playtime_minutes FROM library_games") == [(2,)]
 
