@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 
+from sync_worker.logs import configure_logging
 from sync_worker.platforms.steam import SteamClient, read_owned_games
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
@@ -246,6 +247,7 @@ def main() -> dict[str, Any]:
     """Print the big-library table; return its figures."""
     results: dict[str, Any] = {}
     with bench_runtime() as (base, _), simulator_process(base) as runtime:
+        configure_logging(runtime.settings)  # WARNING: no line per sync
         for games in SIZES:
             results[str(games)] = measure_size(runtime, games)
         rss = {str(games): peak_rss_mb(runtime, games) for games in RSS_SIZES}
