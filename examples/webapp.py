@@ -2,7 +2,11 @@
 as server-sent events. Copy it; docs/integration.md walks through it.
 
     pip install '.[example]'                                  # from a checkout
-    uvicorn webapp:app --app-dir examples --port 8000         # beside `make run`
+    uvicorn webapp:app --app-dir examples --port 8000 --timeout-graceful-shutdown 3
+                                                              # beside `make run`
+
+`--timeout-graceful-shutdown`: a followed stream (`?follow=true`) never ends by itself;
+at shutdown uvicorn waits that long, then ends it (the stream closes cleanly).
 
 Endpoints:
     POST   /libraries                 {"steam_id": "..."} -> {"library_id": "..."}
@@ -13,22 +17,26 @@ Endpoints:
                                       event, until the sync ends (`?follow=true`: for ever)
     GET    /                          a page that watches one library in the browser
 
-Errors are {"error": {"code", "message"}} with a status per code (ERROR_STATUS).
+Errors are {"error": {"code", "message"}} with a status per code (ERROR_STATUS); a
+request that does not validate is 422 `invalid_request`. The OpenAPI schema (/docs)
+lists every error answer and the event model, `sync_worker.aio.ProgressEvent`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from sync_worker.aio import AsyncClient
+from sync_worker.aio import AsyncClient, ProgressEvent
 from sync_worker.errors import SyncWorkerError
 
 #: HTTP status per error code; anything else (Steam or our servers down) is 503.
@@ -58,6 +66,39 @@ def sync(request: Request) -> AsyncClient:
     return client
 
 
+class ErrorDetail(BaseModel):
+    code: str  # stable: docs/behaviour.md
+    message: str  # one sentence fit for a user
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorDetail
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI: the error answers a route may give."""
+    return {status: {"model": ErrorAnswer} for status in (*statuses, 503)}
+
+
+EVENTS_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events: one `data:` line per event (JSON), and a"
+        " `: keepalive` comment line every KEEPALIVE_S while nothing happens.",
+        "content": {"text/event-stream": {"schema": TypeAdapter(ProgressEvent).json_schema()}},
+    },
+    **errors(404, 422),
+}
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own validation errors, in the same shape as ours."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = f"{where}: {first['msg']}" if where else str(first["msg"])
+    return JSONResponse({"error": {"code": "invalid_request", "message": message}}, 422)
+
+
 @app.exception_handler(SyncWorkerError)
 async def sync_worker_error(request: Request, exc: SyncWorkerError) -> JSONResponse:
     """Our errors carry a stable code and a sentence fit for a user."""
@@ -74,27 +115,29 @@ class NewLibrary(BaseModel):
     steam_id: str  # a SteamID64, a profile URL or a custom URL name
 
 
-@app.post("/libraries", status_code=201)
+@app.post("/libraries", status_code=201, responses=errors(404, 422, 429))
 async def register(body: NewLibrary, request: Request) -> dict[str, str]:
     return {"library_id": await sync(request).register_steam_library(body.steam_id)}
 
 
-@app.post("/libraries/{library_id}/sync", status_code=202)
+@app.post("/libraries/{library_id}/sync", status_code=202, responses=errors(404, 422))
 async def request_sync(library_id: str, request: Request) -> dict[str, str]:
     return {"message_id": await sync(request).request_sync(library_id)}
 
 
-@app.delete("/libraries/{library_id}/sync")
+@app.delete("/libraries/{library_id}/sync", responses=errors(404))
 async def cancel_sync(library_id: str, request: Request) -> dict[str, bool]:
     return {"cancelled": await sync(request).cancel_sync(library_id)}
 
 
-@app.get("/libraries/{library_id}/status")
-async def status(library_id: str, request: Request) -> dict[str, Any]:
+@app.get("/libraries/{library_id}/status", responses=errors(404))
+async def status(library_id: str, request: Request) -> ProgressEvent:
     return await sync(request).get_status(library_id)
 
 
-@app.get("/libraries/{library_id}/events")
+@app.get(
+    "/libraries/{library_id}/events", response_class=StreamingResponse, responses=EVENTS_RESPONSE
+)
 async def events(library_id: str, request: Request, follow: bool = False) -> StreamingResponse:
     client = sync(request)
     await client.get_status(library_id)  # an unknown library is a 404, not an empty stream
@@ -118,7 +161,11 @@ async def events(library_id: str, request: Request, follow: bool = False) -> Str
                 yield f"data: {json.dumps(event)}\n\n"
                 upcoming = asyncio.ensure_future(anext(progress))
         finally:
+            # The client left (or the server is stopping): the pending read is cancelled
+            # and awaited before the generator is closed, which it must not be mid-read.
             upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await upcoming
             await progress.aclose()
 
     return StreamingResponse(

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import structlog
@@ -28,13 +28,59 @@ import structlog
 from . import client as sync_client
 from . import keys
 from .runtime import get_runtime, redis_options
-from .sync.progress import FINAL_STATUSES
+from .sync.progress import FINAL_STATUSES, ProgressEvent
+
+__all__ = ["AsyncClient", "ProgressEvent"]
 
 log = structlog.get_logger(__name__)
 
-WATCHER_QUEUE_SIZE = 256  # events a slow watcher may lag behind before the oldest are dropped
 RECONNECT_DELAY_S = 1.0
+SKIPPED_LOG_EVERY = (
+    1000  # a slow watcher's skipped snapshots are logged at the first and then every N
+)
 _RESYNC: dict[str, Any] = {}  # handed to watchers after a reconnection: re-read the state
+
+
+class _Mailbox:
+    """A watcher's pending events: the newest of each library, oldest library first.
+
+    A watcher slower than the events skips the snapshots it had no time for (each event is
+    a full snapshot, so the next one makes up for it): it never loses a library's latest
+    state, a final one included, and holds at most one event per library.
+    """
+
+    def __init__(self, on_skip: Callable[[], None]) -> None:
+        self._pending: dict[str | None, dict[str, Any]] = {}
+        self._resync = False
+        self._ready = asyncio.Event()
+        self._on_skip = on_skip
+
+    def offer(self, event: dict[str, Any]) -> None:
+        library_id = event.get("library_id")
+        if self._pending.pop(library_id, None) is not None:
+            self._on_skip()
+        self._pending[library_id] = event
+        self._ready.set()
+
+    def resync(self) -> None:
+        self._resync = True
+        self._ready.set()
+
+    async def take(self) -> dict[str, Any]:
+        """The next event, or _RESYNC once after a lost subscription."""
+        while not (self._pending or self._resync):
+            self._ready.clear()
+            await self._ready.wait()
+        if self._resync:
+            self._resync = False
+            return _RESYNC
+        return self._pending.pop(next(iter(self._pending)))
+
+    def drain(self) -> list[str]:
+        """Forget the pending events; return their libraries (to re-read after a loss)."""
+        pending = [lib for lib in self._pending if lib is not None]
+        self._pending.clear()
+        return pending
 
 
 class AsyncClient:
@@ -43,9 +89,11 @@ class AsyncClient:
     def __init__(self) -> None:
         """Uses this process's settings (environment, `.env`); connects on first use."""
         self._redis: aioredis.Redis | None = None
-        self._watchers: dict[str | None, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._watchers: dict[str | None, set[_Mailbox]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        #: Snapshots skipped by watchers slower than the events (their latest was delivered).
+        self.skipped_events = 0
 
     # -- the synchronous client's operations, off the event loop ---------------------
 
@@ -67,48 +115,61 @@ class AsyncClient:
 
     # -- native asyncio ------------------------------------------------------------------
 
-    async def get_status(self, library_id: str) -> dict[str, Any]:
+    async def get_status(self, library_id: str) -> ProgressEvent:
         """`client.get_status`: the latest progress event, from the database when Redis has
         none; UnknownLibrary once the library is gone."""
         return await asyncio.to_thread(sync_client.get_status, library_id)
 
     async def progress(
         self, library_id: str | None = None, *, until_done: bool = True
-    ) -> AsyncGenerator[dict[str, Any], None]:
+    ) -> AsyncGenerator[ProgressEvent, None]:
         """Yield a library's events as they happen (every library's with None).
 
         For one library the current state comes first, so nothing between a page load
         and the stream is missed; with `until_done` the iterator ends after a final event.
         Watchers share this client's one Redis subscription.
         """
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(WATCHER_QUEUE_SIZE)
-        self._watchers.setdefault(library_id, set()).add(queue)
+        mailbox = _Mailbox(self._skipped)
+        self._watchers.setdefault(library_id, set()).add(mailbox)
+        last: dict[str | None, dict[str, Any]] = {}  # the last event yielded, per library
         try:
             await self._ensure_reader()
-            last: dict[str, Any] | None = None
             if library_id is not None:
-                last = await self._current(library_id)
-                if last is not None:
-                    yield last
-                    if until_done and last["status"] in FINAL_STATUSES:
+                current = await self._current(library_id)
+                if current is not None:
+                    last[library_id] = current
+                    yield cast(ProgressEvent, current)
+                    if until_done and current["status"] in FINAL_STATUSES:
                         return
             while True:
-                event = await queue.get()
-                if event is _RESYNC:  # the subscription was lost: events may be missing
-                    if library_id is None:
-                        continue
-                    event = await self._current(library_id) or {}
-                    if not event or event == last:
-                        continue
-                elif event == last:
-                    continue  # the current state, also received from the channel
-                last = event
-                yield event
-                if until_done and library_id is not None and event["status"] in FINAL_STATUSES:
-                    return
+                event = await mailbox.take()
+                if event is _RESYNC:
+                    # The subscription was lost: events may be missing. Re-read the state of
+                    # every library this watcher has seen and not yet seen end, or has pending.
+                    pending = mailbox.drain()
+                    watched = [library_id] if library_id is not None else [*last, *pending]
+                    watched = list(dict.fromkeys(watched))  # each once
+                    missed = [
+                        state
+                        for lib in watched
+                        if lib is not None
+                        and (state := await self._current(lib)) is not None
+                        and state != last.get(lib)
+                    ]
+                else:
+                    missed = [event] if event != last.get(event.get("library_id")) else []
+                for state in missed:
+                    lib = state.get("library_id")
+                    if state["status"] in FINAL_STATUSES and library_id is None:
+                        last.pop(lib, None)  # ended: not re-read after a later loss
+                    else:
+                        last[lib] = state
+                    yield cast(ProgressEvent, state)
+                    if until_done and library_id is not None and state["status"] in FINAL_STATUSES:
+                        return
         finally:
             watchers = self._watchers.get(library_id, set())
-            watchers.discard(queue)
+            watchers.discard(mailbox)
             if not watchers:
                 self._watchers.pop(library_id, None)
 
@@ -152,7 +213,7 @@ class AsyncClient:
                     await pubsub.subscribe(keys.PROGRESS_CHANNEL)
                     self._subscribed.set()
                     if not first:
-                        self._dispatch_all(_RESYNC)
+                        self._resync_all()
                     first = False
                     async for message in pubsub.listen():
                         if message["type"] == "message":
@@ -163,18 +224,15 @@ class AsyncClient:
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         for key in (event.get("library_id"), None):
-            for queue in self._watchers.get(key, ()):
-                _offer(queue, event)
+            for mailbox in self._watchers.get(key, ()):
+                mailbox.offer(event)
 
-    def _dispatch_all(self, marker: dict[str, Any]) -> None:
-        for queues in self._watchers.values():
-            for queue in queues:
-                _offer(queue, marker)
+    def _resync_all(self) -> None:
+        for mailboxes in self._watchers.values():
+            for mailbox in mailboxes:
+                mailbox.resync()
 
-
-def _offer(queue: asyncio.Queue[dict[str, Any]], event: dict[str, Any]) -> None:
-    """Put without waiting; a watcher that fell far behind loses its oldest events
-    (each event is a full snapshot, so the next one makes up for it)."""
-    if queue.full():
-        queue.get_nowait()
-    queue.put_nowait(event)
+    def _skipped(self) -> None:
+        self.skipped_events += 1
+        if self.skipped_events % SKIPPED_LOG_EVERY == 1:
+            log.warning("progress.watcher_behind", skipped_events=self.skipped_events)

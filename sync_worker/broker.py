@@ -50,7 +50,7 @@ def build_middleware(
         LogContext(),
         # Dramatiq's Prometheus metrics plus ours, the ops server (/metrics, /health) and
         # worker heartbeats; first among the rest so its timings include their hooks.
-        Observability(forks),
+        Observability(forks, can_sync=settings.steam_api_key is not None),
         # The actor learns its message id here: the id owns the library's lease.
         CurrentMessage(),
         # Dramatiq's defaults, minus its Retries (ours below decides what is transient)

@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = command("status", "print a library's latest progress event, as JSON", json_output=True)
     status.add_argument("--library-id", required=True, help=LIBRARY_ID_HELP)
+    status.add_argument(
+        "--follow",
+        action="store_true",
+        help="follow its progress until a final event: the bar on a terminal, JSON lines"
+        " otherwise; exit 0 only if it completed",
+    )
+
+    history = command("history", "a library's sync runs, newest first, as JSON lines")
+    history.add_argument("--library-id", required=True, help=LIBRARY_ID_HELP)
+    history.add_argument(
+        "--limit", type=int, default=20, help="list at most this many runs (%(default)s)"
+    )
 
     cancel = command("cancel", "cancel a library's queued or running sync")
     cancel.add_argument("--library-id", required=True, help=LIBRARY_ID_HELP)
@@ -137,13 +149,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = letters.add_mutually_exclusive_group()
     which.add_argument("--requeue", metavar="MESSAGE_ID", help="requeue this dead letter")
-    which.add_argument("--requeue-all", action="store_true", help="requeue every dead letter")
+    which.add_argument(
+        "--requeue-all", action="store_true", help="requeue every dead letter (matching)"
+    )
+    which.add_argument("--discard", metavar="MESSAGE_ID", help="remove this dead letter")
+    which.add_argument(
+        "--purge", action="store_true", help="remove every dead letter (matching the filters)"
+    )
+    letters.add_argument("--code", help="only letters whose last error has this code")
+    letters.add_argument("--actor", help="only letters of this actor (sync_library, ...)")
+    letters.add_argument(
+        "--older-than",
+        type=duration,
+        metavar="DURATION",
+        help="only letters dead longer than this (90s, 30m, 12h, 7d)",
+    )
     letters.add_argument(
         "--limit", type=int, default=100, help="list at most this many (%(default)s)"
     )
 
     command("demo", "real syncs end to end on embedded servers and the simulator")
     return parser
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds in a duration such as `90s`, `30m`, `12h` or `7d` (argparse type)."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in _UNITS or not number.isascii() or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 12h or 7d")
+    return int(number) * _UNITS[unit]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,7 +214,14 @@ def _interrupt(signum: int, frame: FrameType | None) -> Any:
 def _fail(args: argparse.Namespace, error: SyncWorkerError, library_id: str | None = None) -> int:
     """Print the one-line failure (and its JSON form); return the exit code for it."""
     if getattr(args, "json", False):
-        print(json.dumps({"library_id": library_id, "status": "failed", "error": error.to_dict()}))
+        # A sync answers how the library's sync ended; another command, its error (and
+        # the library it concerns, when there is one).
+        answer: dict[str, Any] = {"error": error.to_dict()}
+        if args.command == "sync":
+            answer = {"library_id": library_id, "status": "failed", **answer}
+        elif library_id is not None:
+            answer = {"library_id": library_id, **answer}
+        print(json.dumps(answer))
     print(f"sync-worker: {error.code}: {error.message}", file=sys.stderr)
     return exit_code_for(error)
 

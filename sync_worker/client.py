@@ -9,15 +9,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from . import keys, sending
 from .errors import RateLimitDeferred, RateLimitExhausted
 from .platforms.steam import SteamClient
 from .runtime import get_runtime
-from .store import libraries
+from .store import libraries, runs
 from .sync.cancels import request_cancel
-from .sync.progress import FINAL_STATUSES, last_event
+from .sync.progress import FINAL_STATUSES, EventError, ProgressEvent, last_event
 
 
 def register_steam_library(identity: str, *, steam: SteamClient | None = None) -> str:
@@ -84,7 +84,7 @@ def cancel_sync(library_id: str) -> bool:
 
 def iter_progress(
     library_id: str | None = None, *, until_done: bool = True, timeout_s: float | None = None
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[ProgressEvent]:
     """Yield progress events as they are published (one library's, or all).
 
     For one library the current state comes first (so nothing between a page load and
@@ -98,7 +98,7 @@ def iter_progress(
         if library_id is not None:
             current = last_event(runtime.redis, library_id)
             if current is not None:
-                yield current
+                yield cast(ProgressEvent, current)
                 if until_done and current["status"] in FINAL_STATUSES:
                     return
         deadline = time.monotonic() + timeout_s if timeout_s is not None else None
@@ -110,7 +110,7 @@ def iter_progress(
             message = pubsub.get_message(timeout=min(wait_s, 1.0))
             if message is None:
                 continue
-            event: dict[str, Any] = json.loads(message["data"])
+            event: ProgressEvent = json.loads(message["data"])
             if library_id is not None and event["library_id"] != library_id:
                 continue
             yield event
@@ -122,7 +122,7 @@ def iter_progress(
         pubsub.close()
 
 
-def get_status(library_id: str) -> dict[str, Any]:
+def get_status(library_id: str) -> ProgressEvent:
     """The library's latest progress event; from the database when Redis has none (expired, restarted).
 
     Raises UnknownLibrary for a library that does not exist, deleted ones included (their
@@ -133,7 +133,7 @@ def get_status(library_id: str) -> dict[str, Any]:
         library = libraries.get_library(conn, library_id)
     event = last_event(runtime.redis, str(library.library_id))
     if event is not None:
-        return event
+        return cast(ProgressEvent, event)
     return {
         "library_id": str(library.library_id),
         "status": library.sync_status,
@@ -141,6 +141,14 @@ def get_status(library_id: str) -> dict[str, Any]:
         "games_processed": library.total_games if library.sync_status == "completed" else 0,
         "total_games": library.total_games,
         "message": (library.sync_error or {}).get("message", ""),
-        "error": library.sync_error,
+        "error": cast(EventError | None, library.sync_error),
         "completed_at": library.last_sync_at.isoformat() if library.last_sync_at else None,
     }
+
+
+def get_history(library_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The library's sync runs, newest first (at most `limit`): how each ended, its counts,
+    Steam calls, attempts and duration; UnknownLibrary for a library that does not exist."""
+    with get_runtime().pool.connection() as conn:
+        library = libraries.get_library(conn, library_id)
+        return runs.history(conn, str(library.library_id), limit)

@@ -13,17 +13,25 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from .actors import queue_enrichment
-from .client import cancel_sync, get_status, register_steam_library, request_sync
-from .dead_letters import find_dead_letter, list_dead_letters, requeue
+from .client import (
+    cancel_sync,
+    get_history,
+    get_status,
+    iter_progress,
+    register_steam_library,
+    request_sync,
+)
+from .dead_letters import DeadLetter, discard, find_dead_letter, list_dead_letters, requeue
 from .demo import run_demo
 from .enrich.queueing import claim_age, max_age, queue_all
 from .errors import (
     ConfigurationError,
+    DatabaseUnavailable,
     Interrupted,
     MalformedMessage,
     SyncAlreadyRunning,
@@ -32,12 +40,14 @@ from .errors import (
 )
 from .exit_codes import EXIT_OK, EXIT_SYNC_FAILED, EXIT_UNAVAILABLE
 from .health import check_health
+from .heartbeats import live_workers, serving
 from .infrastructure import infrastructure_error
 from .platforms.steam import SteamClient
 from .progress_bar import SyncProgressBar
 from .ratelimit import RateLimiter
 from .runtime import Runtime, get_runtime, resolve_settings
 from .schedule.scheduler import run_tick
+from .sending import sync_queue
 from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries
@@ -70,8 +80,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply pending migrations (the Procfile's release phase): PostgreSQL only, no Redis."""
     settings = resolve_settings(get_settings(), need_redis=False)
     timeout_s = max(1, round(settings.db_connect_timeout_s))
-    with psycopg.connect(settings.database_url or "", connect_timeout=timeout_s) as conn:
-        applied = migrate(conn)
+    try:
+        with psycopg.connect(settings.database_url or "", connect_timeout=timeout_s) as conn:
+            applied = migrate(conn)
+    except psycopg.OperationalError:
+        # Nothing retries a release phase: say what is true for it.
+        raise DatabaseUnavailable(
+            "The database is unavailable; nothing was migrated. Run migrate again once it answers."
+        ) from None
     print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
     return EXIT_OK
 
@@ -89,26 +105,44 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    """List dead letters as JSON lines, or requeue one or all of them."""
+    """List dead letters as JSON lines, or requeue or discard one, or all that match."""
     runtime = ready_runtime()
-    if not (args.requeue or args.requeue_all):
-        for letter in list_dead_letters(runtime.redis, limit=args.limit):
-            print(json.dumps(letter.to_dict()))
-        return EXIT_OK
-    if args.requeue:
-        found = find_dead_letter(runtime.redis, args.requeue)
+    before = datetime.now(UTC) - timedelta(seconds=args.older_than) if args.older_than else None
+    filters = {"code": args.code, "actor": args.actor, "before": before}
+    one = args.requeue or args.discard
+    if one:
+        found = find_dead_letter(runtime.redis, one)
         if found is None:
-            raise MalformedMessage(f"no dead letter has message id {args.requeue!r}.")
+            raise MalformedMessage(f"no dead letter has message id {one!r}.")
         letters = [found]
     else:
-        letters = list_dead_letters(runtime.redis, limit=None)  # every one, not a page
+        everything = args.requeue_all or args.purge  # every match, not a page
+        letters = list_dead_letters(
+            runtime.redis, limit=None if everything else args.limit, **filters
+        )
+        if not letters:
+            print("no dead letters" + (" match" if any(filters.values()) else ""), file=sys.stderr)
+            return EXIT_OK
+    if not (args.requeue or args.requeue_all or args.discard or args.purge):
+        for letter in letters:
+            print(json.dumps(letter.to_dict()))
+        return EXIT_OK
+    if args.discard or args.purge:
+        discard(runtime.redis, letters)
+        for letter in letters:
+            print(json.dumps({**_named(letter), "discarded": True}))
+        return EXIT_OK
     results = requeue(runtime, letters)
     for letter, error in results:
         outcome = (
             {"requeued": True} if error is None else {"requeued": False, "error": error.to_dict()}
         )
-        print(json.dumps({"message_id": letter.message_id, "actor": letter.actor, **outcome}))
+        print(json.dumps({**_named(letter), **outcome}))
     return EXIT_OK if all(error is None for _, error in results) else EXIT_SYNC_FAILED
+
+
+def _named(letter: DeadLetter) -> dict[str, str]:
+    return {"message_id": letter.message_id, "redis_id": letter.redis_id, "actor": letter.actor}
 
 
 def cmd_simulator(args: argparse.Namespace) -> int:
@@ -132,10 +166,15 @@ def cmd_simulator(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     """Register the account if needed and run one sync to completion in this process."""
     runtime = ready_runtime()
+    if runtime.settings.steam_api_key is None:  # before the library is registered or touched
+        raise ConfigurationError("STEAM_API_KEY is not set: no sync can run.")
     bar = SyncProgressBar(sys.stderr, interactive=sys.stderr.isatty() and not args.json)
-    if bar.interactive and "LOG_LEVEL" not in os.environ:
-        # The bar says what INFO lines would, and they would break its line.
-        logging.getLogger().setLevel(logging.WARNING)
+    if bar.interactive:
+        if "LOG_LEVEL" not in os.environ:
+            # The bar says what INFO lines would, and they would break its line.
+            logging.getLogger().setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:  # a log line clears the bar first
+            handler.addFilter(bar.before_log)
     # Same buckets as the workers; inline there is no queue to step back into, so wait.
     limiter = RateLimiter.from_settings(
         runtime.redis, runtime.settings, max_wait_s=None, on_wait=bar.waiting
@@ -191,17 +230,53 @@ def _sync_when_free(engine: SyncEngine, library_id: str) -> SyncOutcome:
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
     """Register the account if needed and queue a sync for the workers."""
-    ready_runtime()
+    runtime = ready_runtime()
     library_id = register_steam_library(args.steam_id)
     message_id = request_sync(library_id, force=args.force, sync_type=args.type)
-    print(json.dumps({"library_id": library_id, "message_id": message_id}))
+    queue = sync_queue(args.type)
+    workers = serving(live_workers(runtime.redis), queue)
+    print(
+        json.dumps(
+            {"library_id": library_id, "message_id": message_id, "queue": queue, "workers": workers}
+        )
+    )
+    if not workers:
+        print(
+            f"sync-worker: no live worker with a Steam key serves queue {queue}:"
+            " the sync waits until one starts",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print a library's latest progress event."""
+    """Print a library's latest progress event; with --follow, every event until a final one."""
     ready_runtime()
-    print(json.dumps(get_status(args.library_id)))
+    current = get_status(args.library_id)  # UnknownLibrary before anything
+    if not args.follow:
+        print(json.dumps(current))
+        return EXIT_OK
+    bar = SyncProgressBar(sys.stderr, interactive=sys.stderr.isatty())
+    last = current
+    try:
+        for event in iter_progress(current["library_id"]):
+            last = event
+            if bar.interactive:
+                bar.event(event)
+            else:
+                print(json.dumps(event), flush=True)
+    finally:
+        bar.close()
+    if bar.interactive:
+        print(f"{last['status']}: {last.get('message', '')}")
+    return EXIT_OK if last["status"] == "completed" else EXIT_SYNC_FAILED
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Print a library's runs, newest first."""
+    ready_runtime()
+    for run in get_history(args.library_id, limit=args.limit):
+        print(json.dumps(run))
     return EXIT_OK
 
 

@@ -1,14 +1,17 @@
 """The dead letters: messages given up on, kept by Dramatiq's Redis broker for 7 days.
 
 Each holds the error code and sentence of its last attempt (written by Retries, see
-`middleware.messages.dead_letter`). Requeueing sends a fresh copy of the message (retry
-count reset) and removes the dead letter; a sync goes through `request_sync`, so it is
-de-duplicated against a sync of the same library already queued and announced `queued`.
+`middleware.messages.dead_letter`). A letter is named by its message id (the one in the
+logs and the one `request_sync` returned); the broker's own key for it (`redis_id`)
+works too. Requeueing sends a fresh copy of the message (retry count reset) and removes
+the dead letter; a sync goes through `request_sync`, so it is de-duplicated against a
+sync of the same library already queued and announced `queued`. Discarding removes it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,30 +30,43 @@ from .sending import QUEUES, SYNC_ACTOR, Sender
 class DeadLetter:
     """One dead-lettered message."""
 
-    message_id: str
+    message_id: str  # Dramatiq's, as logged (the broker's key for an unreadable letter)
+    redis_id: str  # the broker's key for it
     queue: str
     actor: str
     args: list[Any]
     kwargs: dict[str, Any]
     error: dict[str, Any]
     retries: int
-    dead_at: str  # ISO-8601 UTC
+    dead_at: datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, as `sync-worker dead-letters` prints it (arguments shortened)."""
+        """JSON-ready, as `sync-worker dead-letters` prints it."""
         return {
             "message_id": self.message_id,
+            "redis_id": self.redis_id,
             "queue": self.queue,
             "actor": self.actor,
-            "args": json.dumps(self.args)[:200],
-            "kwargs": json.dumps(self.kwargs)[:200],
+            "args": self.args,
+            "kwargs": self.kwargs,
             "error": self.error,
             "retries": self.retries,
-            "dead_at": self.dead_at,
+            "dead_at": self.dead_at.isoformat(),
         }
+
+    def matches(
+        self, *, code: str | None = None, actor: str | None = None, before: datetime | None = None
+    ) -> bool:
+        """Whether the letter has that error code, that actor, and died before `before`."""
+        return (
+            (code is None or self.error.get("code") == code)
+            and (actor is None or self.actor == actor)
+            and (before is None or self.dead_at < before)
+        )
 
 
 UNREADABLE = "unreadable_letter"
+_PAGE = 500  # letters whose bodies are read in one round trip
 
 
 def _keys(queue: str) -> tuple[str, str]:
@@ -59,33 +75,67 @@ def _keys(queue: str) -> tuple[str, str]:
     return dead, f"{dead}.msgs"
 
 
-def list_dead_letters(client: redis.Redis, limit: int | None = 100) -> list[DeadLetter]:
-    """The most recent dead letters of every queue, newest first (all of them with None)."""
-    letters: list[DeadLetter] = []
-    last = -1 if limit is None else limit - 1
-    for queue in QUEUES:
-        zset, messages = _keys(queue)
-        entries: list[tuple[bytes, float]] = client.zrevrange(zset, 0, last, withscores=True)  # type: ignore[assignment]
-        ids = [redis_id for redis_id, _ in entries]
-        bodies: list[bytes | None] = client.hmget(messages, ids) if ids else []  # type: ignore[assignment]
-        for (redis_id, dead_ms), body in zip(entries, bodies, strict=True):
-            if body is not None:
-                letters.append(_decode(queue, redis_id.decode(), body, dead_ms))
+def list_dead_letters(
+    client: redis.Redis,
+    limit: int | None = 100,
+    *,
+    code: str | None = None,
+    actor: str | None = None,
+    before: datetime | None = None,
+) -> list[DeadLetter]:
+    """The most recent dead letters of every queue matching the filters (see
+    `DeadLetter.matches`), newest first; all of them with `limit` None."""
+    letters = [
+        letter
+        for queue in QUEUES
+        for letter in _letters_of(client, queue)
+        if letter.matches(code=code, actor=actor, before=before)
+    ]
     letters.sort(key=lambda letter: letter.dead_at, reverse=True)
     return letters if limit is None else letters[:limit]
 
 
-def find_dead_letter(client: redis.Redis, message_id: str) -> DeadLetter | None:
-    """The dead letter with that id, however old, or None."""
+def _letters_of(client: redis.Redis, queue: str) -> Iterator[DeadLetter]:
+    """Every dead letter of one queue, read a page at a time."""
+    zset, messages = _keys(queue)
+    entries: list[tuple[bytes, float]] = client.zrange(zset, 0, -1, withscores=True)  # type: ignore[assignment]
+    for start in range(0, len(entries), _PAGE):
+        page = entries[start : start + _PAGE]
+        bodies: list[bytes | None] = client.hmget(messages, [i for i, _ in page])  # type: ignore[assignment]
+        for (redis_id, dead_ms), body in zip(page, bodies, strict=True):
+            if body is not None:
+                yield _decode(queue, redis_id.decode(), body, dead_ms)
+
+
+def find_dead_letter(client: redis.Redis, letter_id: str) -> DeadLetter | None:
+    """The dead letter with that message id (or broker key), however old, or None."""
     for queue in QUEUES:
         zset, messages = _keys(queue)
         with client.pipeline(transaction=False) as pipe:
-            pipe.zscore(zset, message_id)
-            pipe.hget(messages, message_id)
+            pipe.zscore(zset, letter_id)
+            pipe.hget(messages, letter_id)
             dead_ms, body = pipe.execute()
         if dead_ms is not None and body is not None:
-            return _decode(queue, message_id, body, dead_ms)
+            return _decode(queue, letter_id, body, dead_ms)
+    for queue in QUEUES:
+        for letter in _letters_of(client, queue):
+            if letter.message_id == letter_id:
+                return letter
     return None
+
+
+def discard(client: redis.Redis, letters: list[DeadLetter]) -> None:
+    """Remove the letters for good."""
+    for letter in letters:
+        _remove(client, letter)
+
+
+def _remove(client: redis.Redis, letter: DeadLetter) -> None:
+    zset, messages = _keys(letter.queue)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.zrem(zset, letter.redis_id)
+        pipe.hdel(messages, letter.redis_id)
+        pipe.execute()
 
 
 def _decode(queue: str, redis_id: str, body: bytes, dead_ms: float) -> DeadLetter:
@@ -104,19 +154,21 @@ def _decode(queue: str, redis_id: str, body: bytes, dead_ms: float) -> DeadLette
     error = options.get("error")
     retries = options.get("retries")
     readable = isinstance(data.get("actor_name"), str)
+    message_id = data.get("message_id")
     if not readable:
         error = {"code": UNREADABLE, "message": "The letter is not a Dramatiq message."}
     elif not isinstance(error, dict):
         error = {"code": "unknown", "message": "No error was recorded."}
     return DeadLetter(
-        message_id=redis_id,
+        message_id=message_id if isinstance(message_id, str) and message_id else redis_id,
+        redis_id=redis_id,
         queue=queue,
         actor=str(data.get("actor_name", "?")),
         args=list(args) if isinstance(args, list) else [],
         kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
         error=error,
         retries=retries if isinstance(retries, int) else 0,
-        dead_at=datetime.fromtimestamp(dead_ms / 1000, UTC).isoformat(),
+        dead_at=datetime.fromtimestamp(dead_ms / 1000, UTC),
     )
 
 
@@ -152,8 +204,6 @@ def requeue(
         except SyncWorkerError as exc:
             results.append((letter, exc))
             continue
-        zset, messages = _keys(letter.queue)
-        runtime.redis.zrem(zset, letter.message_id)
-        runtime.redis.hdel(messages, letter.message_id)
+        _remove(runtime.redis, letter)
         results.append((letter, None))
     return results

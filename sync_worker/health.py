@@ -6,11 +6,14 @@ from one check to the next), and answers in well under a second when the servers
 
 Workers announce themselves in `sync:workers` (a sorted set scored by the time of their
 last heartbeat, see `heartbeats`).
+
+A queue's backlog is everything not yet done: ready messages, those the workers have
+prefetched (Dramatiq moves a worker's next messages, and delayed ones, out of the queue
+list into its own acknowledgement set), and delayed ones (`<queue>.DQ.msgs`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,7 +22,7 @@ import psycopg
 import redis
 
 from . import keys
-from .heartbeats import HEARTBEAT_STALE_S
+from .heartbeats import fresh_workers, serving
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .runtime import redis_client
 from .sending import QUEUES
@@ -41,6 +44,8 @@ class HealthReport:
     queues: dict[str, dict[str, int]] = field(default_factory=dict)
     dead_letters: int = 0
     workers: list[dict[str, Any]] = field(default_factory=list)
+    unserved_queues: list[str] = field(default_factory=list)  # no live worker can run them
+    running_syncs: dict[str, Any] = field(default_factory=dict)  # count, oldest_s
     elapsed_ms: float = 0.0
 
     def fail(self, reason: str) -> None:
@@ -80,6 +85,8 @@ class HealthChecker:
         """One report (see `check_health`)."""
         started = time.monotonic()
         report = HealthReport()
+        if self._settings.is_production and self._settings.steam_api_key is None:
+            report.fail("STEAM_API_KEY is not set: no sync can run.")
         self._check_postgres(report)
         _check_redis(self._redis, report, min_workers=min_workers, max_backlog=max_backlog)
         report.elapsed_ms = round((time.monotonic() - started) * 1000, 1)
@@ -108,6 +115,15 @@ class HealthChecker:
                 if exists.fetchone() == (True,)
                 else []
             )
+            if applied:
+                count, oldest_s = conn.execute(
+                    "SELECT count(*), extract(epoch FROM now() - min(started_at))::float8"
+                    " FROM sync_runs WHERE status = 'running'"
+                ).fetchone() or (0, None)
+                report.running_syncs = {
+                    "count": count,
+                    "oldest_s": round(oldest_s, 1) if oldest_s is not None else None,
+                }
         except psycopg.Error as exc:
             if self._postgres is not None:
                 self._postgres.close()
@@ -148,7 +164,8 @@ def _check_redis(
         with client.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
                 pipe.llen(keys.broker_queue_key(queue))
-                pipe.llen(keys.broker_queue_key(f"{queue}.DQ"))
+                pipe.hlen(f"{keys.broker_queue_key(queue)}.msgs")  # ready and prefetched
+                pipe.hlen(f"{keys.broker_queue_key(queue)}.DQ.msgs")  # delayed, wherever held
                 # Delayed messages' dead letters land here too.
                 pipe.zcard(keys.broker_dead_letters_key(queue))
             pipe.time()
@@ -159,21 +176,24 @@ def _check_redis(
         return
     report.redis = True
     for i, queue in enumerate(QUEUES):
-        ready, delayed, dead = counts[3 * i : 3 * i + 3]
-        report.queues[queue] = {"ready": ready, "delayed": delayed, "dead": dead}
+        ready, held, delayed, dead = counts[4 * i : 4 * i + 4]
+        report.queues[queue] = {
+            "ready": ready,
+            "prefetched": max(held - ready, 0),
+            "delayed": delayed,
+            "backlog": max(held, ready) + delayed,
+            "dead": dead,
+        }
         report.dead_letters += dead
-    now_ms = server_time[0] * 1000 + server_time[1] // 1000
-    report.workers = [
-        {**json.loads(member), "seen_s_ago": round((now_ms - score) / 1000, 1)}
-        for member, score in beats
-        if now_ms - score <= HEARTBEAT_STALE_S * 1000
-    ]
+    report.workers = fresh_workers(server_time, beats)
+    report.unserved_queues = [q for q in QUEUES if serving(report.workers, q) == 0]
     for queue in QUEUES:
-        serving = sum(queue in w["queues"] for w in report.workers)
-        if serving < min_workers:
-            report.fail(f"{serving} live worker(s) serve queue {queue}; {min_workers} required.")
-        if max_backlog is not None and report.queues[queue]["ready"] > max_backlog:
+        count = serving(report.workers, queue)
+        if count < min_workers:
+            report.fail(f"{count} live worker(s) serve queue {queue}; {min_workers} required.")
+        backlog = report.queues[queue]["backlog"]
+        if max_backlog is not None and backlog > max_backlog:
             report.fail(
-                f"queue {queue} holds {report.queues[queue]['ready']} ready messages"
-                f" (more than {max_backlog})."
+                f"queue {queue} holds a backlog of {backlog} messages (ready, prefetched and"
+                f" delayed; more than {max_backlog})."
             )

@@ -16,6 +16,7 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     psycopg.errors.IdleInTransactionSessionTimeout,
     redis.ConnectionError,
     redis.TimeoutError,
+    redis.exceptions.InvalidResponse,  # what answers at REDIS_URL does not speak Redis
 )
 
 

@@ -1,13 +1,18 @@
 """What an inline `sync-worker sync` tells the person watching it, on stderr.
 
-On a terminal: one line redrawn in place, with games processed / total, rate and ETA,
-and, while the run waits for rate-limit budget (pacing included), what it waits for.
+On a terminal: one line redrawn in place, cut to the terminal's width, with games
+processed / total, rate and ETA, and, while the run waits for rate-limit budget (pacing
+included), what it waits for; a log line clears it first and it is drawn again after.
 Elsewhere (a pipe, a log file, `--json`): no bar, only one plain line per wait.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from .ratelimit import Admission
@@ -30,7 +35,7 @@ class SyncProgressBar:
         self._drawn_at = 0.0
         self._width = 0
 
-    def event(self, event: dict[str, Any]) -> None:
+    def event(self, event: Mapping[str, Any]) -> None:
         """A progress event of the run (the same the web app receives)."""
         if event.get("status") == "starting":  # the fetch, before any figure is known
             self._note = event.get("message", "")
@@ -59,6 +64,15 @@ class SyncProgressBar:
         self._note = note
         self._draw(force=True)
 
+    def before_log(self, record: logging.LogRecord) -> bool:
+        """A logging filter (on the handler writing to the bar's stream): clear the bar's
+        line so the log line starts at its beginning; the next update draws it again."""
+        if self.interactive and self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+            self._width = 0
+            self._drawn_at = 0.0
+        return True
+
     def close(self) -> None:
         """End the bar's line so what follows starts on a fresh one."""
         if self.interactive and self._width:
@@ -74,11 +88,19 @@ class SyncProgressBar:
             return
         self._drawn_at = now
         bar = self._bar() if self._total else ""
-        line = f"{bar} {self._note}".strip()
+        line = f"{bar} {self._note}".strip()[: self._columns() - 1]  # wider would wrap
         padding = " " * max(0, self._width - len(line))
         self._stream.write(f"\r{line}{padding}")
         self._stream.flush()
         self._width = len(line)
+
+    def _columns(self) -> int:
+        """The terminal's width; COLUMNS or 80 when it does not say (a new pty says 0)."""
+        try:
+            columns = os.get_terminal_size(self._stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            columns = 0
+        return columns if columns > 0 else shutil.get_terminal_size().columns
 
     def _bar(self) -> str:
         total = max(self._total, 1)

@@ -153,6 +153,10 @@ class Runtime:
             try:
                 self.redis.ping()
                 break
+            except redis.exceptions.InvalidResponse:
+                raise RedisUnavailable(
+                    "The server at REDIS_URL does not answer as Redis does (another service's port?)."
+                ) from None
             except (redis.ConnectionError, redis.TimeoutError):
                 if time.monotonic() > deadline:
                     raise RedisUnavailable("Redis is unreachable at REDIS_URL.") from None

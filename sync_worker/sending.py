@@ -17,6 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from . import keys
 from .errors import MalformedMessage
+from .heartbeats import live_workers, serving
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .runtime import Runtime
 from .store import libraries
@@ -40,6 +41,11 @@ SYNC_TYPES = ("manual", "scheduled", "auto")
 MAX_LIBRARY_ID = 64  # ids are uuids: a 1 MB "id" must not become Redis keys or log lines
 
 
+def sync_queue(sync_type: str) -> str:
+    """The queue a sync of that type goes to: manual ones jump the scheduled ones."""
+    return QUEUE_HIGH if sync_type == "manual" else QUEUE_DEFAULT
+
+
 def sync_message(
     library_id: str, *, force: bool = False, sync_type: str = "manual"
 ) -> dramatiq.Message[None]:
@@ -47,7 +53,7 @@ def sync_message(
     if sync_type not in SYNC_TYPES:
         raise MalformedMessage(f"sync_type must be one of {', '.join(SYNC_TYPES)}.")
     return dramatiq.Message(
-        queue_name=QUEUE_HIGH if sync_type == "manual" else QUEUE_DEFAULT,
+        queue_name=sync_queue(sync_type),
         actor_name=SYNC_ACTOR,
         args=(library_id,),
         kwargs={"force": force, "sync_type": sync_type},
@@ -153,7 +159,8 @@ def request_syncs(
 def _announce_queued(
     runtime: Runtime, sent: Sequence[dramatiq.Message[None]], sync_type: str
 ) -> None:
-    """Mark the libraries of messages now stored `queued`, and say so on the progress channel.
+    """Mark the libraries of messages now stored `queued`, and say so on the progress channel,
+    with the queue and how many live workers can run it (0: the sync waits for one).
 
     After the message exists, never before: a process dying in between leaves a message
     that runs, not a `queued` with nothing behind it. A library whose sync already runs
@@ -164,13 +171,20 @@ def _announce_queued(
     ours = {m.args[0]: m.message_id for m in sent if owners[m.args[0]] in (None, m.message_id)}
     with runtime.pool.connection() as conn:
         totals = libraries.set_queued(conn, list(ours.items()))
+    if not totals:
+        return
+    queue = sent[0].queue_name  # one sync type: one queue
+    workers = serving(live_workers(runtime.redis), queue)
+    waiting = "" if workers else "; no worker is running to take it yet"
     events = [
         make_event(
             lib,
             "queued",
-            message=f"Queued a {sync_type} sync",
+            message=f"Queued a {sync_type} sync{waiting}",
             total_games=total,
             message_id=ours[lib],
+            queue=queue,
+            workers=workers,
         )
         for lib, total in totals.items()
     ]

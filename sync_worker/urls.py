@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from redis.connection import parse_url
 
 MASK = "***"
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -32,7 +33,8 @@ def url_secrets(url: str | None) -> list[str]:
     """The password in `url`, as written and percent-decoded (empty when there is none)."""
     if not url:
         return []
-    match = re.match(r"(?i)[a-z][a-z0-9+.-]*://[^\s:/@]*:([^\s@]+)@", url)
+    # `//` optional: a malformed `rediss:/:password@host` still has its password found.
+    match = re.match(r"(?i)[a-z][a-z0-9+.-]*:/{0,2}[^\s:/@]*:([^\s@]+)@", url)
     if match is None:
         return []
     password = match.group(1)
@@ -63,8 +65,17 @@ def check_redis_url(url: str) -> str:
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
         scheme = ""
-    if scheme not in REDIS_SCHEMES:
+    if scheme not in REDIS_SCHEMES or not url.lower().startswith(f"{scheme}://"):
+        # Only what precedes the first colon: a URL this malformed may not mask reliably.
         raise ValueError(
-            f"must start with redis://, rediss:// or unix:// (got {mask_credentials(url)[:80]})"
+            f"must start with redis://, rediss:// or unix:// (got {url.split(':', 1)[0][:20]!r}"
+            " before the first colon)"
         )
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]  # what redis-py makes of it
+    except ValueError:
+        raise ValueError(
+            f"is not a Redis URL redis-py can read ({mask_credentials(url)[:80]}): a port and"
+            " a database number are numbers; percent-encode special characters in the password"
+        ) from None
     return url

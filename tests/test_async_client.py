@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+from structlog.testing import capture_logs
+
 from sync_worker import keys
 from sync_worker.aio import AsyncClient
 from sync_worker.app import reset_broker
@@ -114,3 +116,45 @@ def test_request_status_and_cancel_from_the_event_loop(runtime, register):
     assert len(message_id) == 36 and status["status"] == "queued"
     assert cancelled is True and again is False  # the queued one is already cancelled
     reset_broker()
+
+
+def test_a_slow_watcher_of_every_library_still_ends_each_with_its_final_state(runtime):
+    """3,000 events for 60 libraries while the watcher of all of them is busy: it skips
+    snapshots it had no time for (counted and logged) but gets every library's last one;
+    a subscription lost meanwhile is made up by re-reading the libraries it watches."""
+    libraries = [f"00000000-0000-0000-0000-{n:012d}" for n in range(60)]
+
+    def events(status: str, n: int) -> list[dict]:
+        return [make_event(lib, status, progress=n, games_processed=n) for lib in libraries]
+
+    async def scenario() -> tuple[dict[str, dict], int, list[dict]]:
+        client = AsyncClient()
+        seen: dict[str, dict] = {}
+        stream = client.progress(None, until_done=False)
+        first = await anext_with_publish(stream, runtime, events("starting", 0))
+        seen[first["library_id"]] = first
+        with capture_logs() as logs:
+            for n in range(1, 49):  # the watcher is not reading: 2,880 events pile up
+                write_events(runtime.redis, events("syncing", n), ttl_s=60)
+            await asyncio.sleep(0.5)
+            runtime.redis.client_kill_filter(_type="pubsub")  # and the subscription is lost
+            write_events(runtime.redis, events("completed", 100), ttl_s=60)  # while away
+            while len([e for e in seen.values() if e["status"] == "completed"]) < 60:
+                event = await asyncio.wait_for(anext(stream), 10)
+                seen[event["library_id"]] = event
+        await stream.aclose()
+        await client.aclose()
+        return seen, client.skipped_events, logs
+
+    seen, skipped, logs = asyncio.run(scenario())
+    assert {lib: e["status"] for lib, e in seen.items()} == dict.fromkeys(libraries, "completed")
+    assert skipped > 2_000
+    assert any(log["event"] == "progress.watcher_behind" for log in logs)
+
+
+async def anext_with_publish(stream, runtime, events: list[dict]) -> dict:
+    """Start the stream (subscribed), publish `events`, and return the first one received."""
+    first = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.3)
+    write_events(runtime.redis, events, ttl_s=60)
+    return await asyncio.wait_for(first, 10)

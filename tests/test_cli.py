@@ -8,9 +8,10 @@ import pty
 import subprocess
 import sys
 
+from sync_worker import keys
 from sync_worker.ratelimit import RateLimiter
 from sync_worker.simulator import ProfileKind, steam_id_for
-from tests.conftest import TEST_KEY, cli, fetch_all
+from tests.conftest import TEST_KEY, cli, fetch_all, wait_for
 
 
 def test_sync_json_writes_the_simulators_games_and_a_rerun_changes_nothing(
@@ -210,3 +211,44 @@ def test_inline_sync_off_a_terminal_prints_no_bar(runtime, subprocess_env):
     assert "\r" not in result.stdout + result.stderr
     assert "games/s" not in result.stderr and "[#" not in result.stderr
     assert result.stdout.startswith("completed: 1500 games (1500 new")
+
+
+def test_status_follow_prints_every_event_until_the_final_one(
+    runtime, register, make_engine, subprocess_env
+):
+    """Off a terminal, JSON lines from the current state to the final event; exit 0 once
+    completed. Then `history` lists the library's runs, newest first."""
+    library_id = register(steam_id_for(250, seed=37))
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "sync_worker.cli", "status", "--library-id", library_id, "--follow"],
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(  # following (subscribed) before the sync starts
+        lambda: dict(runtime.redis.pubsub_numsub(keys.PROGRESS_CHANNEL))[
+            keys.PROGRESS_CHANNEL.encode()
+        ],
+        what="the follower's subscription",
+    )
+    first = make_engine().sync(library_id)
+    out, err = follower.communicate(timeout=60)
+
+    events = [json.loads(line) for line in out.splitlines()]
+    assert follower.returncode == 0, err
+    assert events[-1]["status"] == "completed" and events[-1]["games_processed"] == 250
+    assert "syncing" in [e["status"] for e in events]
+
+    second = make_engine().sync(library_id)
+    again = cli(subprocess_env, "status", "--library-id", library_id, "--follow")
+    assert again.returncode == 0 and json.loads(again.stdout)["status"] == "completed"  # at once
+
+    listed = cli(subprocess_env, "history", "--library-id", library_id)
+    runs = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["run_id"] for r in runs] == [second.run_id, first.run_id]
+    assert [(r["status"], r["new_games"], r["total_games"]) for r in runs] == [
+        ("completed", 0, 250),
+        ("completed", 250, 250),
+    ]
+    assert all(r["duration_s"] >= 0 and r["finished_at"] for r in runs)

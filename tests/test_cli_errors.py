@@ -3,10 +3,12 @@ documented exit code (3); JSON on stdout for the commands that print JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from psycopg.conninfo import make_conninfo
 
 from sync_worker.simulator import steam_id_for
-from tests.conftest import cli
+from tests.conftest import cli, fetch_all
 
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 UNREACHABLE_DATABASE = "postgresql://nobody@127.0.0.1:1/nothing"
@@ -44,7 +46,11 @@ def test_unreachable_redis_is_one_line_within_seconds(subprocess_env, args):
     result = cli({**subprocess_env, "REDIS_URL": UNREACHABLE_REDIS}, *args)
     assert time.monotonic() - started < 10
     one_line_error(result, "redis_unavailable")
-    assert json.loads(result.stdout)["error"]["code"] == "redis_unavailable"
+    answer = json.loads(result.stdout)
+    assert answer["error"]["code"] == "redis_unavailable"
+    # A sync's answer says how the sync ended; another command's, the error alone.
+    expected_keys = {"library_id", "status", "error"} if args[0] == "sync" else {"error"}
+    assert set(answer) == expected_keys
 
 
 @pytest.mark.parametrize("command", [("migrate",), ("sync", "--steam-id", steam_id_for(5))])
@@ -54,6 +60,8 @@ def test_unreachable_database_is_one_line_within_seconds(subprocess_env, command
     result = cli({**subprocess_env, "DATABASE_URL": UNREACHABLE_DATABASE}, *command)
     assert time.monotonic() - started < 10
     one_line_error(result, "database_unavailable")
+    if command == ("migrate",):  # nothing retries a release phase
+        assert "nothing was migrated" in result.stderr and "retried" not in result.stderr
 
 
 def test_a_database_that_never_answers_is_reported_within_seconds(subprocess_env, silent_server):
@@ -62,6 +70,30 @@ def test_a_database_that_never_answers_is_reported_within_seconds(subprocess_env
     result = cli({**subprocess_env, "DATABASE_URL": silent_server}, "migrate")
     assert time.monotonic() - started < 15
     one_line_error(result, "database_unavailable")
+
+
+def test_a_server_that_does_not_speak_redis_is_one_line(subprocess_env):
+    """REDIS_URL pointing at another service: it answers, but not in Redis's protocol."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+
+    def answer_garbage() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(1024)
+                    conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        url = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+        result = cli({**subprocess_env, "REDIS_URL": url}, "status", "--library-id", "x")
+    finally:
+        listener.close()
+    one_line_error(result, "redis_unavailable")
+    assert "does not answer as Redis does" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -162,6 +194,8 @@ BAD_URLS = {
     "postgress:// typo": ("DATABASE_URL", f"postgress://app:{PASSWORD}@127.0.0.1/app"),
     "invalid sslmode": ("DATABASE_URL", f"postgresql://app:{PASSWORD}@127.0.0.1/app?sslmode=on"),
     "Redis URL of another scheme": ("REDIS_URL", f"http://:{PASSWORD}@127.0.0.1:6379/0"),
+    "Redis URL missing a slash": ("REDIS_URL", f"rediss:/:{PASSWORD}@127.0.0.1:6379/0"),
+    "Redis port not a number": ("REDIS_URL", f"redis://:{PASSWORD}@127.0.0.1:port/0"),
 }
 PROCESSES = {
     "migrate": [sys.executable, "-m", "sync_worker.cli", "migrate"],
@@ -189,3 +223,28 @@ def test_a_malformed_url_is_one_line_and_never_prints_its_password(subprocess_en
     assert result.returncode == 3, output
     assert f"sync-worker: configuration_error: invalid configuration: {name}: " in output
     assert "Traceback" not in output
+
+
+def test_production_without_a_steam_key_is_unhealthy_and_runs_nothing(
+    runtime, register, subprocess_env
+):
+    """health fails naming the key; sync exits 3 before registering the library; enqueue
+    of a registered library queues, and says that no worker can run it."""
+    env = {k: v for k, v in subprocess_env.items() if k != "STEAM_API_KEY"}
+    env["SYNC_WORKER_ENV"] = "production"
+    health = cli(env, "health")
+    assert health.returncode == 1, health.stderr
+    assert json.loads(health.stdout)["reason"] == "STEAM_API_KEY is not set: no sync can run."
+
+    steam_id = steam_id_for(7, seed=77)
+    sync = cli(env, "sync", "--steam-id", steam_id)
+    one_line_error(sync, "configuration_error")
+    registered = "SELECT 1 FROM user_libraries WHERE platform_user_id = %s"
+    assert fetch_all(runtime, registered, steam_id) == []
+
+    register(steam_id_for(8, seed=77))
+    enqueue = cli(env, "enqueue", "--steam-id", steam_id_for(8, seed=77))
+    assert enqueue.returncode == 0, enqueue.stderr
+    answer = json.loads(enqueue.stdout)
+    assert (answer["queue"], answer["workers"]) == ("high", 0)
+    assert "no live worker with a Steam key serves queue high" in enqueue.stderr

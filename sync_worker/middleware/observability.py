@@ -50,8 +50,10 @@ class Observability(Middleware):
     demo) and the web service's client, which never boot, record nothing.
     """
 
-    def __init__(self, forks: Sequence[Callable[[], Any]] = ()) -> None:
+    def __init__(self, forks: Sequence[Callable[[], Any]] = (), *, can_sync: bool = True) -> None:
+        """`can_sync`: this process has a Steam key (its heartbeat says so)."""
         self._forks = list(forks)
+        self._can_sync = can_sync
         self._prometheus: Any = None  # dramatiq's Prometheus, once this process booted
         self._stopped = threading.Event()
         self._client: redis.Redis | None = None  # the broker's, once a Redis worker booted
@@ -85,7 +87,7 @@ class Observability(Middleware):
             return  # unit tests' StubBroker: no Redis to beat in
         queues = sorted(q for q in worker.consumers if not q.endswith(".DQ"))
         self._client = broker.client
-        self._member = worker_identity(broker.broker_id, queues)
+        self._member = worker_identity(broker.broker_id, queues, can_sync=self._can_sync)
         threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:

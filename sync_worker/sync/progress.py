@@ -11,15 +11,42 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NotRequired
 
 import redis
+from typing_extensions import TypedDict  # pydantic (FastAPI) needs it on Python < 3.12
 
 from .. import keys
 from ..errors import SyncWorkerError
 
 STATUSES = ("queued", "starting", "syncing", "completed", "failed", "cancelled", "retrying")
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+class EventError(TypedDict):
+    """Why a sync failed or was cancelled (or why an attempt will be retried)."""
+
+    code: str  # stable, see docs/behaviour.md
+    message: str  # one sentence fit for a user
+
+
+class ProgressEvent(TypedDict):
+    """One progress event, as stored, published and streamed (docs/integration.md)."""
+
+    library_id: str
+    status: str  # STATUSES; from the database also `never_synced` (nothing yet)
+    progress: int  # 0-100
+    games_processed: int
+    total_games: int
+    message: str
+    message_id: NotRequired[str]  # the sync message this event belongs to
+    current_game: NotRequired[str | None]
+    started_at: NotRequired[str]  # ISO-8601 UTC
+    completed_at: NotRequired[str | None]
+    eta_seconds: NotRequired[float | None]
+    error: NotRequired[EventError | None]
+    queue: NotRequired[str]  # `queued` events: the queue it waits on
+    workers: NotRequired[int]  # `queued` events: live workers that can run it (0: none yet)
 
 
 def last_event(client: redis.Redis, library_id: str) -> dict[str, Any] | None:

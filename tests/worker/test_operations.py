@@ -11,7 +11,7 @@ import dramatiq
 from sync_worker import keys
 from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
-from tests.conftest import cli, library_status, wait_for
+from tests.conftest import cli, fetch_all, library_status, wait_for
 from tests.workers import dead_letters, sync_and_collect
 
 
@@ -50,20 +50,38 @@ def test_health_is_unhealthy_when_a_queue_has_no_live_worker(runtime, subprocess
     assert json.loads(result.stdout)["healthy"] is False
 
 
-def test_health_counts_backlog_and_dead_letters(runtime, subprocess_env, worker):
+def test_health_counts_backlog_and_dead_letters(runtime, subprocess_env, register, worker):
+    """Ready, prefetched and delayed messages are backlog; running syncs and queues no live
+    worker serves are reported."""
+    wait_for_heartbeat(runtime)
     broker = get_broker()
     for _ in range(3):  # nobody serves `low` here: they stay ready
         broker.enqueue(dramatiq.Message("low", "enrich_games", (["10"],), {}, {}))
     broker.enqueue(dramatiq.Message("high", "sync_library", (42,), {}, {}))  # malformed
     wait_for(lambda: runtime.redis.zcard("dramatiq:high.XQ"), 30, "the dead letter")
+    # Delayed messages a worker has prefetched: out of the delay queue's list, still stored.
+    for n in range(4):
+        runtime.redis.hset("dramatiq:default.DQ.msgs", f"prefetched-{n}", b"{}")
+    library_id = register(steam_id_for(3, seed=64))
+    fetch_all(
+        runtime,
+        "INSERT INTO sync_runs (library_id, sync_type, status, started_at)"
+        " VALUES (%s, 'manual', 'running', now() - interval '90 seconds') RETURNING 1",
+        library_id,
+    )
 
-    result = cli(subprocess_env, "health", "--max-backlog", "2")
+    result = cli(subprocess_env, "health", "--max-backlog", "3")
     report = json.loads(result.stdout)
     assert report["queues"]["low"]["ready"] == 3 and report["queues"]["high"]["dead"] == 1
+    assert report["queues"]["default"]["delayed"] == 4
+    assert report["queues"]["default"]["backlog"] == 4
     assert report["dead_letters"] == 1
+    assert report["unserved_queues"] == ["low"]
+    assert report["running_syncs"]["count"] == 1 and report["running_syncs"]["oldest_s"] >= 90
     assert result.returncode == 1
-    assert "queue low holds 3 ready messages (more than 2)" in result.stderr
-    runtime.redis.delete("dramatiq:low", "dramatiq:low.msgs")
+    assert "queue default holds a backlog of 4 messages" in result.stderr
+    runtime.redis.delete("dramatiq:low", "dramatiq:low.msgs", "dramatiq:default.DQ.msgs")
+    fetch_all(runtime, "DELETE FROM sync_runs WHERE library_id = %s RETURNING 1", library_id)
 
 
 def test_dead_letters_list_their_error_and_requeue_into_a_completed_sync(
