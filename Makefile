@@ -36,7 +36,10 @@ run: $(STAMP)
 	export dramatiq_prom_db="$${dramatiq_prom_db:-$$(mktemp -d)}"; \
 	sync-worker simulator --port $(SIM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; wait $$sim' INT TERM EXIT; \
-	honcho start worker_high worker scheduler
+	honcho start worker_high worker scheduler; rc=$$?; \
+	if [ $$rc -eq 0 ] || [ $$rc -eq 130 ]; then \
+	    echo "make run: stopped (the workers, the scheduler and the simulator)"; exit 0; \
+	fi; exit $$rc
 
 # lint-imports: the layers, no import circles, a client that loads none of the worker
 # (the contracts are in pyproject.toml, explained in docs/architecture.md).

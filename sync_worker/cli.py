@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=int, default=100, help="list at most this many (%(default)s)"
     )
 
+    command(
+        "scheduler",
+        "run the auto-sync scheduler (periodiq) in the foreground, exactly one per deployment;"
+        " SIGTERM or Ctrl-C stop it (exit 0)",
+    )
+
     command("demo", "real syncs end to end on embedded servers and the simulator")
     return parser
 

@@ -145,6 +145,22 @@ def _named(letter: DeadLetter) -> dict[str, str]:
     return {"message_id": letter.message_id, "redis_id": letter.redis_id, "actor": letter.actor}
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """periodiq on the worker module, stopped cleanly by SIGTERM or Ctrl-C (periodiq alone
+    exits 1 on Ctrl-C and dies of SIGTERM, which platforms and honcho report as failures)."""
+    import periodiq  # this command alone loads the scheduler
+
+    from . import worker  # noqa: F401  # boots: configuration and servers checked, exit 3
+
+    try:
+        return int(
+            periodiq.main(periodiq.make_argument_parser().parse_args(["sync_worker.worker"]))
+        )
+    except KeyboardInterrupt:  # Ctrl-C, and SIGTERM (`cli.main` turns it into one)
+        print("sync-worker: scheduler stopped", file=sys.stderr, flush=True)
+        return EXIT_OK
+
+
 def cmd_simulator(args: argparse.Namespace) -> int:
     """Serve the Steam simulator in the foreground."""
     try:

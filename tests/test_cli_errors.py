@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -201,7 +200,7 @@ PROCESSES = {
     "migrate": [sys.executable, "-m", "sync_worker.cli", "migrate"],
     "enqueue": [sys.executable, "-m", "sync_worker.cli", "enqueue", "--steam-id", steam_id_for(5)],
     "worker": [sys.executable, "-m", "dramatiq", "sync_worker.worker", "--processes", "1"],
-    "scheduler": [str(Path(sys.executable).with_name("periodiq")), "sync_worker.worker"],
+    "scheduler": [sys.executable, "-m", "sync_worker.cli", "scheduler"],
 }
 
 

@@ -252,3 +252,13 @@ def test_the_healthcheck_and_the_command_run_as_written(image, subprocess_env, t
         os.killpg(worker.pid, signal.SIGTERM)
         assert worker.wait(timeout=40) == 0, log_path.read_text()[-2000:]
     assert sys.executable not in " ".join(image.cmd)
+
+
+def test_the_example_extra_runs_the_examples_as_documented():
+    """`pip install '.[example]'` alone: the web frameworks, the Socket.IO bridge's
+    python-socketio, and the embedded servers the examples fall back on outside production
+    (without them the examples answer 503 configuration_error)."""
+    example = {canonicalize_name(r.name) for r in requirements("options.extras_require", "example")}
+    local = {canonicalize_name(r.name) for r in requirements("options.extras_require", "local")}
+    assert local <= example
+    assert {"fastapi", "uvicorn", "python-socketio"} <= example

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -204,13 +203,13 @@ def test_a_long_postgres_outage_is_waited_out_not_failed(
 
 def test_the_scheduler_rides_out_redis_down_across_a_tick(subprocess_env, own_redis, tmp_path):
     """Redis down from 4 s before a tick to 6 s after it: the scheduler process (the
-    Procfile's `periodiq sync_worker.worker`) retries sending the tick, sends it once Redis
+    Procfile's `sync-worker scheduler`, periodiq inside) retries sending the tick, sends it once Redis
     is back, and keeps running (periodiq used to exit 1 there, ending every auto-sync)."""
     env = {**subprocess_env, "REDIS_URL": own_redis.url, "AUTO_SYNC_CRON": "* * * * *"}
     log_path = tmp_path / "scheduler.log"
     with log_path.open("w") as log:
         scheduler = subprocess.Popen(
-            [str(Path(sys.executable).with_name("periodiq")), "sync_worker.worker"],
+            [sys.executable, "-m", "sync_worker.cli", "scheduler"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

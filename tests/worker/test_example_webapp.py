@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,8 @@ def webapp(subprocess_env, tmp_path) -> Iterator[str]:
                 "examples",
                 "--port",
                 str(port),
+                "--timeout-graceful-shutdown",  # as documented: followed streams end
+                "3",
             ],
             cwd=ROOT,
             env=subprocess_env,
@@ -55,9 +58,12 @@ def webapp(subprocess_env, tmp_path) -> Iterator[str]:
     wait_for(up, 30, "the example web service")
     yield url
     server.terminate()
-    # uvicorn shuts down cleanly, then re-raises SIGTERM for the default handler.
+    # uvicorn shuts down cleanly (streams still open included), then re-raises SIGTERM for
+    # the default handler; no client that left, nor the shutdown, logged a traceback.
     assert server.wait(timeout=15) in (0, -signal.SIGTERM), log_path.read_text()
-    assert "Application shutdown complete." in log_path.read_text()
+    log = log_path.read_text()
+    assert "Application shutdown complete." in log
+    assert "Traceback" not in log and "RuntimeError" not in log, log
 
 
 def read_stream(url: str, into: list[dict]) -> None:
@@ -113,3 +119,35 @@ def test_errors_are_json_with_their_code_and_a_fitting_status(runtime, webapp, w
     no_stream = requests.get(f"{webapp}/libraries/{uuid.uuid4()}/events", timeout=10)
     assert no_stream.status_code == 404
     assert "EventSource" in requests.get(webapp, timeout=10).text
+
+
+def test_validation_errors_and_the_schema_are_documented(webapp):
+    """FastAPI's own validation errors take the documented shape; the OpenAPI schema lists
+    every error answer, the event model and the SSE content type."""
+    missing = requests.post(f"{webapp}/libraries", json={}, timeout=10)
+    assert missing.status_code == 422
+    assert missing.json()["error"]["code"] == "invalid_request"
+    assert "steam_id" in missing.json()["error"]["message"]
+
+    schema = requests.get(f"{webapp}/openapi.json", timeout=10).json()
+    sync_answers = schema["paths"]["/libraries/{library_id}/sync"]["post"]["responses"]
+    assert {"202", "404", "422", "503"} <= set(sync_answers)
+    events = schema["paths"]["/libraries/{library_id}/events"]["get"]["responses"]["200"]
+    event_schema = events["content"]["text/event-stream"]["schema"]
+    assert {"library_id", "status", "progress"} <= set(event_schema["required"])
+    assert "application/json" not in events["content"]
+
+
+def test_clients_leaving_mid_stream_and_a_shutdown_with_streams_open_end_cleanly(
+    runtime, register, webapp
+):
+    """Browsers closing a followed stream leave no traceback (checked when the fixture's
+    server stops, with two more streams still open)."""
+    library_id = register(steam_id_for(3, seed=73))
+    url = f"{webapp}/libraries/{library_id}/events?follow=true"
+    for _ in range(3):
+        with requests.get(url, stream=True, timeout=10) as response:
+            assert response.status_code == 200
+    kept = [requests.get(url, stream=True, timeout=30) for _ in range(2)]
+    time.sleep(0.5)  # the server is streaming to them when the fixture stops it
+    assert all(r.status_code == 200 for r in kept)
