@@ -7,10 +7,12 @@ import os
 import pty
 import subprocess
 import sys
+import threading
 
 from sync_worker import keys
 from sync_worker.ratelimit import RateLimiter
 from sync_worker.simulator import ProfileKind, steam_id_for
+from sync_worker.sync.progress import make_event, write_events
 from tests.conftest import TEST_KEY, cli, fetch_all, wait_for
 
 
@@ -252,3 +254,41 @@ def test_status_follow_prints_every_event_until_the_final_one(
         ("completed", 250, 250),
     ]
     assert all(r["duration_s"] >= 0 and r["finished_at"] for r in runs)
+
+
+def test_status_follow_on_a_terminal_draws_the_bar_and_ends_with_the_outcome(
+    runtime, register, subprocess_env
+):
+    """On a terminal: the bar (not JSON lines), then one line with how it ended."""
+    library_id = register(steam_id_for(40, seed=38))
+    events = [
+        make_event(library_id, "syncing", progress=50, games_processed=20, total_games=40),
+        make_event(
+            library_id,
+            "failed",
+            games_processed=20,
+            total_games=40,
+            message="Steam is down; the sync will be retried later.",
+        ),
+    ]
+    write_events(runtime.redis, events[:1], ttl_s=60)
+    follower = threading.Thread(
+        target=lambda: results.append(
+            run_on_a_terminal(subprocess_env, "status", "--library-id", library_id, "--follow")
+        )
+    )
+    results: list[tuple[int, str]] = []
+    follower.start()
+    wait_for(
+        lambda: dict(runtime.redis.pubsub_numsub(keys.PROGRESS_CHANNEL))[
+            keys.PROGRESS_CHANNEL.encode()
+        ],
+        what="the follower's subscription",
+    )
+    write_events(runtime.redis, events[1:], ttl_s=60)
+    follower.join(60)
+
+    status, output = results[0]
+    assert status == 1  # it did not complete
+    assert "\r[" in output and "20/40 games" in output and '{"' not in output
+    assert "failed: Steam is down; the sync will be retried later." in output
