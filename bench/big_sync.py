@@ -117,62 +117,80 @@ def serve_body(url: str, steam_id: str, session: requests.Session | None = None)
 def two_table_floor(runtime: Runtime, body: bytes) -> float:
     """Seconds to COPY the body's games and upsert them into a catalog (kept between
     rounds, as the real one is) and an emptied ownership table, with foreign keys."""
-    with read_owned_games([body]) as owned:
-        rows = [
-            (
-                g.platform_game_id,
-                g.title,
-                g.icon_url,
-                g.playtime_minutes,
-                g.playtime_2weeks_minutes,
-                g.last_played_at,
-                b"\x01" + g.raw_json,
-            )
-            for g in owned.games(0, len(owned))
-        ]
-    with runtime.pool.connection() as conn:
-        conn.execute(_TWO_TABLES)
-        conn.execute("TRUNCATE floor_owned")
-        conn.commit()
-        library_id = libraries.register_library(conn, "steam", "76561190000000001")
-        started = time.perf_counter()
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(_TWO_STAGING)
-            with cur.copy(_TWO_COPY) as copy:
-                copy.set_types(["text", "text", "text", "int4", "int4", "timestamptz", "bytea"])
-                for row in rows:
-                    copy.write_row(row)
-            cur.execute(_TWO_CATALOG)
-            cur.execute(_TWO_OWNED, (library_id,))
-        return time.perf_counter() - started
+    return _timed_floor(
+        runtime,
+        body,
+        prepare=[_TWO_TABLES, "TRUNCATE floor_owned"],
+        staging=_TWO_STAGING,
+        copy_sql=_TWO_COPY,
+        columns=(
+            "platform_game_id",
+            "title",
+            "icon_url",
+            "playtime_minutes",
+            "playtime_2weeks_minutes",
+            "last_played_at",
+        ),
+        types=["text", "text", "text", "int4", "int4", "timestamptz", "bytea"],
+        upserts=[_TWO_CATALOG, _TWO_OWNED],
+        steam_id="76561190000000001",
+    )
 
 
 def floor_write(runtime: Runtime, body: bytes) -> float:
     """Seconds to COPY + upsert the body's games into an empty `floor_games` (rows prepared)."""
+    return _timed_floor(
+        runtime,
+        body,
+        prepare=[_FLOOR_TABLE, "TRUNCATE floor_games"],
+        staging=_FLOOR_STAGING,
+        copy_sql=_FLOOR_COPY,
+        columns=(
+            "platform_game_id",
+            "playtime_minutes",
+            "playtime_2weeks_minutes",
+            "last_played_at",
+        ),
+        types=["text", "int4", "int4", "timestamptz", "bytea"],
+        upserts=[_FLOOR_UPSERT],
+        steam_id="76561190000000000",
+    )
+
+
+def _timed_floor(
+    runtime: Runtime,
+    body: bytes,
+    *,
+    prepare: list[str],
+    staging: str,
+    copy_sql: str,
+    columns: tuple[str, ...],
+    types: list[str],
+    upserts: list[str],
+    steam_id: str,
+) -> float:
+    """Seconds for one transaction: a temp table, a binary COPY of the body's games (the
+    rows prepared before the clock starts) and the upserts; `%s` in them is the library."""
     with read_owned_games([body]) as owned:
         rows = [
-            (
-                g.platform_game_id,
-                g.playtime_minutes,
-                g.playtime_2weeks_minutes,
-                g.last_played_at,
-                b"\x01" + g.raw_json,  # jsonb's binary format: version, then text
-            )
+            # raw_data last, in jsonb's binary format: a version byte, then the text.
+            (*(getattr(g, column) for column in columns), b"\x01" + g.raw_json)
             for g in owned.games(0, len(owned))
         ]
     with runtime.pool.connection() as conn:
-        conn.execute(_FLOOR_TABLE)
-        conn.execute("TRUNCATE floor_games")
+        for statement in prepare:
+            conn.execute(statement)
         conn.commit()
-        library_id = libraries.register_library(conn, "steam", "76561190000000000")
+        library_id = libraries.register_library(conn, "steam", steam_id)
         started = time.perf_counter()
         with conn.transaction(), conn.cursor() as cur:
-            cur.execute(_FLOOR_STAGING)
-            with cur.copy(_FLOOR_COPY) as copy:
-                copy.set_types(["text", "int4", "int4", "timestamptz", "bytea"])
+            cur.execute(staging)
+            with cur.copy(copy_sql) as copy:
+                copy.set_types(types)
                 for row in rows:
                     copy.write_row(row)
-            cur.execute(_FLOOR_UPSERT, (library_id,))
+            for upsert in upserts:
+                cur.execute(upsert, (library_id,) if "%s" in upsert else None)
         return time.perf_counter() - started
 
 

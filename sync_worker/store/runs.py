@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import Connection
-from psycopg.rows import class_row
+from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
 
 from ..errors import LockLost, UnknownLibrary
@@ -284,34 +284,18 @@ def _record_outcome(
 
 def history(conn: Connection[Any], library_id: str, limit: int) -> list[dict[str, Any]]:
     """The library's runs, newest first, JSON-ready (times ISO-8601, duration in seconds)."""
-    rows = conn.execute(
-        "SELECT run_id::text, sync_type, status, started_at, finished_at, total_games,"
-        " new_games, updated_games, removed_games, api_calls, attempts, error"
-        " FROM sync_runs WHERE library_id = %s ORDER BY started_at DESC LIMIT %s",
-        (library_id, max(limit, 0)),
-    ).fetchall()
-    names = (
-        "run_id",
-        "sync_type",
-        "status",
-        "started_at",
-        "finished_at",
-        "total_games",
-        "new_games",
-        "updated_games",
-        "removed_games",
-        "api_calls",
-        "attempts",
-        "error",
-    )
-    runs = []
-    for row in rows:
-        run = dict(zip(names, row, strict=True))
+    with conn.cursor(row_factory=dict_row) as cur:
+        runs = cur.execute(
+            "SELECT run_id::text, sync_type, status, started_at, finished_at, total_games,"
+            " new_games, updated_games, removed_games, api_calls, attempts, error"
+            " FROM sync_runs WHERE library_id = %s ORDER BY started_at DESC LIMIT %s",
+            (library_id, max(limit, 0)),
+        ).fetchall()
+    for run in runs:
         started, finished = run["started_at"], run["finished_at"]
         run["duration_s"] = (
             round((finished - started).total_seconds(), 3) if finished is not None else None
         )
         run["started_at"] = started.isoformat()
         run["finished_at"] = finished.isoformat() if finished is not None else None
-        runs.append(run)
     return runs
