@@ -18,6 +18,7 @@ from sync_worker.app import get_broker, reset_broker
 from sync_worker.errors import MalformedMessage, RateLimitExhausted, UnknownLibrary
 from sync_worker.simulator import steam_id_for
 from sync_worker.sync.pending import ENQUEUE_GRACE_S, claim_many
+from sync_worker.sync.progress import last_event
 from tests.conftest import fetch_all, wait_for
 
 
@@ -216,7 +217,11 @@ def test_a_forced_request_leaves_a_running_syncs_status_and_event_alone(
     sim.fault(match="GetOwnedGames", kind="delay", delay_s=1.0)
     running = threading.Thread(target=make_engine().sync, args=(library_id,))
     running.start()
-    wait_for(lambda: runtime.redis.exists(keys.lock_key(library_id)), 10, "the sync to start")
+    wait_for(  # its `starting` event is out: the sync runs (not only holds its lease)
+        lambda: (last_event(runtime.redis, library_id) or {}).get("status") == "starting",
+        10,
+        "the sync to start",
+    )
 
     client.request_sync(library_id, force=True)
 
