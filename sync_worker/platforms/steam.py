@@ -157,11 +157,9 @@ def _split_owned_games(answer: ReceivedAnswer) -> OwnedLibrary:
         games = envelope.get("response", {}).get("games") if isinstance(envelope, dict) else None
         if games != ([] if entries.found else None):  # the array split was not `response.games`
             raise NotCompact("the games were not where Steam puts them")
-    except (
-        NotCompact,
-        ValueError,
-        AttributeError,
-    ):  # json's errors and UnicodeDecodeError are ValueErrors
+    # json's errors and UnicodeDecodeError are ValueErrors; AttributeError: a `response`
+    # that is not an object (the parser then says what is wrong with the answer).
+    except (NotCompact, ValueError, AttributeError):
         builder.discard()
         raise NotCompact("not Steam's compact layout") from None
     except BaseException:
