@@ -35,9 +35,8 @@ __all__ = ["AsyncClient", "ProgressEvent"]
 log = structlog.get_logger(__name__)
 
 RECONNECT_DELAY_S = 1.0
-SKIPPED_LOG_EVERY = (
-    1000  # a slow watcher's skipped snapshots are logged at the first and then every N
-)
+#: A slow watcher's skipped snapshots are logged at the first and then every N.
+SKIPPED_LOG_EVERY = 1000
 _RESYNC: dict[str, Any] = {}  # handed to watchers after a reconnection: re-read the state
 
 
