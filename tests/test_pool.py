@@ -51,3 +51,19 @@ def test_a_connection_returned_moments_ago_is_handed_out_without_a_round_trip(se
         conn.execute("SELECT 1")
     with pool.connection() as conn:
         assert backend_pid(conn) != first  # and the broken one is not handed out again
+
+
+def test_a_connection_lost_in_autocommit_raises_the_loss_and_never_returns_in_autocommit(
+    settings, pool
+):
+    """The engine's reads run in autocommit: a session ended under them is the outage
+    (OperationalError, which callers wait out), not a ProgrammingError from handing the
+    connection back, and no connection goes back to the pool in autocommit."""
+    from sync_worker.sync.engine import autocommit
+
+    with pytest.raises(psycopg.OperationalError), autocommit(pool) as conn:
+        end_session(str(settings.database_url), backend_pid(conn))
+        conn.execute("SELECT 1")
+    with pool.connection() as conn:
+        assert conn.autocommit is False
+        assert backend_pid(conn) > 0

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
+import psycopg
 import redis
 import structlog
 from psycopg import Connection
@@ -146,8 +147,10 @@ def autocommit(pool: ConnectionPool) -> Iterator[Connection[Any]]:
         try:
             yield conn
         finally:
-            if not conn.closed:
+            try:
                 conn.autocommit = False  # as the pool's other users expect it back
+            except psycopg.Error:  # broken: never handed out again, in autocommit or not
+                conn.close()
 
 
 class _Run:
