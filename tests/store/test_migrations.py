@@ -70,3 +70,44 @@ def test_contract_tables_and_columns_exist(runtime):
         "api_calls",
         "error",
     } <= columns["sync_runs"]
+
+
+def test_0008_packs_the_slice_digests_already_stored(runtime):
+    """Libraries synced before 0008 keep their digests (their next sync skips unchanged
+    slices as before), packed by slice number."""
+    import contextlib
+
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from sync_worker.store import digests, libraries
+
+    url = str(runtime.settings.database_url)
+    name = f"{conninfo_to_dict(url)['dbname']}_0008"
+    with psycopg.connect(url, autocommit=True) as admin:
+        with contextlib.suppress(psycopg.errors.InvalidCatalogName):
+            admin.execute(f'DROP DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    with psycopg.connect(make_conninfo(url, dbname=name)) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version text PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, sql in available_migrations():
+            if version >= "0008":
+                break
+            conn.execute(sql.encode())
+            conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+        conn.commit()
+        library_id = libraries.register_library(conn, "steam", "76561198000000008")
+        stored = {3: bytes(range(16)), 1: b"\xff" * 16, 70_000: bytes(range(16, 32))}
+        for number, digest in stored.items():
+            conn.execute(
+                "INSERT INTO library_slices (library_id, slice, digest) VALUES (%s, %s, %s)",
+                (library_id, number, digest),
+            )
+        conn.commit()
+
+        assert migrate(conn) == ["0008_library_digests"]
+        packed = digests.stored_digests(conn, library_id)
+    assert packed == digests.StoredDigests(stored, None)
