@@ -203,14 +203,9 @@ class _Run:
             fetched = self._fetch()
             self._check_interrupts()
             if isinstance(fetched, SameAnswer):
-                with self._fenced() as conn:
-                    removed, totals = self._finish(
-                        conn, None, self.digests.slices, self.unrecorded_calls
-                    )
-                return self._completed(totals, removed, same_answer=True)
+                return self._completed(*self._finish_alone(None), same_answer=True)
             with fetched as owned:
-                removed, totals = self._write(owned)
-                return self._completed(totals, removed, same_answer=False)
+                return self._completed(*self._write(owned), same_answer=False)
         except PrivateProfile as exc:
             return self._end("private", exc)
         except SyncCancelled as exc:
@@ -269,11 +264,12 @@ class _Run:
         # A library with no digests has no rows to compare with (or is to be compared
         # whole): the writer's upserts alone are exact, without probing for unchanged rows.
         probe = bool(self.digests.slices)
-        batches = iter_batches(changed, self.games_processed, self.engine.settings.sync_batch_size)
-        batch = next(batches, None)
-        number = 0
-        while batch is not None:
-            following = next(batches, None)
+        size = self.engine.settings.sync_batch_size
+        batches = list(iter_batches(changed, self.games_processed, size))  # ranges only
+        if not batches:  # nothing to write: the digests change only by slices gone
+            return self._finish_alone(owned)
+        for number, batch in enumerate(batches, 1):
+            last = number == len(batches)
             # Decoded as the COPY takes them: one slice's games in memory, not a batch's.
             games = (g for start, end in batch.ranges for g in owned.games(start, end))
             written = {**self.digests.slices, **{s.number: s.digest for s in batch.finished}}
@@ -290,7 +286,7 @@ class _Run:
                     updated=counts.updated,
                     api_calls=self.unrecorded_calls,
                 )
-                if following is None:
+                if last:
                     ending = self._finish(conn, owned, written, api_calls=0)  # recorded above
                 else:
                     digests.save_digests(conn, self.library_id, written)  # the answer: unknown
@@ -303,15 +299,10 @@ class _Run:
                 current_game=owned.games(batch.end - 1, batch.end)[0].title,
                 started_at=self.started_at,
             )
-            number += 1
             if self.engine.after_batch is not None:
                 self.engine.after_batch(self.library_id, self.run.batches + number)
-            if following is not None:
+            if not last:
                 self._check_interrupts()
-            batch = following
-        if number == 0:  # nothing to write: the digests change only by slices gone
-            with self._fenced() as conn:
-                ending = self._finish(conn, owned, self.digests.slices, self.unrecorded_calls)
         return ending
 
     def _check_interrupts(self) -> None:
@@ -331,6 +322,11 @@ class _Run:
             yield conn
 
     # -- endings -------------------------------------------------------------------
+
+    def _finish_alone(self, owned: OwnedLibrary | None) -> tuple[int, runs.RunTotals]:
+        """`_finish` in a transaction of its own: this attempt writes no batch."""
+        with self._fenced() as conn:
+            return self._finish(conn, owned, self.digests.slices, self.unrecorded_calls)
 
     def _finish(
         self,
@@ -362,7 +358,7 @@ class _Run:
         )
         return removed, totals
 
-    def _completed(self, totals: runs.RunTotals, removed: int, *, same_answer: bool) -> SyncOutcome:
+    def _completed(self, removed: int, totals: runs.RunTotals, *, same_answer: bool) -> SyncOutcome:
         """The run is committed as completed: let go, and say so."""
         games = totals.total_games
         self._let_go()
