@@ -40,14 +40,14 @@ from .errors import (
 )
 from .exit_codes import EXIT_OK, EXIT_SYNC_FAILED, EXIT_UNAVAILABLE
 from .health import check_health
-from .heartbeats import live_workers, serving
+from .heartbeats import live_workers
 from .infrastructure import infrastructure_error
 from .platforms.steam import SteamClient
 from .progress_bar import SyncProgressBar
 from .ratelimit import RateLimiter
 from .runtime import Runtime, get_runtime, resolve_settings
 from .schedule.scheduler import run_tick
-from .sending import sync_queue
+from .sending import serving, sync_queue
 from .settings import get_settings
 from .simulator import SimulatorServer
 from .store import libraries

@@ -125,16 +125,12 @@ def find_dead_letter(client: redis.Redis, letter_id: str) -> DeadLetter | None:
 
 
 def discard(client: redis.Redis, letters: list[DeadLetter]) -> None:
-    """Remove the letters for good."""
-    for letter in letters:
-        _remove(client, letter)
-
-
-def _remove(client: redis.Redis, letter: DeadLetter) -> None:
-    zset, messages = _keys(letter.queue)
+    """Remove the letters for good, in one round trip however many."""
     with client.pipeline(transaction=True) as pipe:
-        pipe.zrem(zset, letter.redis_id)
-        pipe.hdel(messages, letter.redis_id)
+        for letter in letters:
+            zset, messages = _keys(letter.queue)
+            pipe.zrem(zset, letter.redis_id)
+            pipe.hdel(messages, letter.redis_id)
         pipe.execute()
 
 
@@ -204,6 +200,6 @@ def requeue(
         except SyncWorkerError as exc:
             results.append((letter, exc))
             continue
-        _remove(runtime.redis, letter)
+        discard(runtime.redis, [letter])
         results.append((letter, None))
     return results

@@ -22,10 +22,10 @@ import psycopg
 import redis
 
 from . import keys
-from .heartbeats import fresh_workers, serving
+from .heartbeats import fresh_workers
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .runtime import redis_client
-from .sending import QUEUES
+from .sending import QUEUES, serving
 from .settings import Settings
 from .store.migrations import available_migrations
 
@@ -186,9 +186,9 @@ def _check_redis(
         }
         report.dead_letters += dead
     report.workers = fresh_workers(server_time, beats)
-    report.unserved_queues = [q for q in QUEUES if serving(report.workers, q) == 0]
-    for queue in QUEUES:
-        count = serving(report.workers, queue)
+    served = {queue: serving(report.workers, queue) for queue in QUEUES}
+    report.unserved_queues = [queue for queue, count in served.items() if count == 0]
+    for queue, count in served.items():
         if count < min_workers:
             report.fail(f"{count} live worker(s) serve queue {queue}; {min_workers} required.")
         backlog = report.queues[queue]["backlog"]

@@ -2,7 +2,7 @@
 
 The Observability middleware beats (score: the Redis server's time of the last beat);
 `health` reads the set to tell which queues have a live worker, and a queued sync's
-event says how many live workers can run it.
+event says how many live workers can run it (`sending.serving`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from . import keys
 
 HEARTBEAT_INTERVAL_S = 5.0
 HEARTBEAT_STALE_S = 3 * HEARTBEAT_INTERVAL_S  # two missed beats and a margin
-#: Queues whose messages are syncs: a worker without STEAM_API_KEY cannot run them.
-SYNC_QUEUES = ("high", "default")
 
 
 def worker_identity(broker_id: str, queues: list[str], *, can_sync: bool = True) -> str:
@@ -55,11 +53,3 @@ def fresh_workers(
         for member, score in beats
         if now_ms - score <= HEARTBEAT_STALE_S * 1000
     ]
-
-
-def serving(workers: list[dict[str, Any]], queue: str) -> int:
-    """How many of `workers` can run `queue`'s messages (syncs need a Steam key)."""
-    return sum(
-        queue in w.get("queues", []) and (queue not in SYNC_QUEUES or w.get("can_sync", True))
-        for w in workers
-    )

@@ -17,7 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 
 from . import keys
 from .errors import MalformedMessage
-from .heartbeats import live_workers, serving
+from .heartbeats import live_workers
 from .infrastructure import INFRASTRUCTURE_ERRORS
 from .runtime import Runtime
 from .store import libraries
@@ -39,6 +39,15 @@ SCHEDULE_ACTOR = "schedule_auto_syncs"
 
 SYNC_TYPES = ("manual", "scheduled", "auto")
 MAX_LIBRARY_ID = 64  # ids are uuids: a 1 MB "id" must not become Redis keys or log lines
+
+
+def serving(workers: list[dict[str, Any]], queue: str) -> int:
+    """How many of `workers` (`heartbeats.live_workers`) can run `queue`'s messages: a
+    worker without STEAM_API_KEY cannot run syncs."""
+    needs_key = queue in (QUEUE_HIGH, QUEUE_DEFAULT)
+    return sum(
+        queue in w.get("queues", []) and (not needs_key or w.get("can_sync", True)) for w in workers
+    )
 
 
 def sync_queue(sync_type: str) -> str:
