@@ -1,6 +1,6 @@
 """The worker harness shared by the test packages: `dramatiq sync_worker.worker` started
-exactly as the Procfile starts it, in its own process group, and helpers that wait for
-the broker to settle and collect a sync's events."""
+exactly as the Procfile starts it, in its own process group, helpers that wait for the
+broker to settle and collect a sync's events, and the examples served as documented."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq
+import requests
 
 from sync_worker import client
-from tests.conftest import assert_no_secret, wait_for
+from tests.conftest import assert_no_secret, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class WorkerGroup:
@@ -152,3 +155,41 @@ def dead_letters(runtime, queue: str = "high") -> int:
     """Messages in Dramatiq's dead-letter set of a queue, once the broker has settled."""
     wait_for(lambda: settled(runtime), 10, "the worker to ack or dead-letter")
     return int(runtime.redis.zcard(f"dramatiq:{queue}.XQ"))
+
+
+class ExampleServer:
+    """One app of `examples/` under uvicorn, run as its docstring runs it, on a free port."""
+
+    def __init__(self, app: str, env: dict[str, str], log_path: Path, *uvicorn_args: str):
+        self.log_path = log_path
+        port = str(free_port())
+        self.url = f"http://127.0.0.1:{port}"
+        with log_path.open("w") as log:
+            command = [sys.executable, "-m", "uvicorn", app, "--app-dir", "examples"]
+            self.process = subprocess.Popen(
+                [*command, "--port", port, *uvicorn_args],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait_up(self, path: str, what: str) -> ExampleServer:
+        """Until GET `path` answers 200 (fails at once if the server died)."""
+
+        def up() -> bool:
+            try:
+                return requests.get(f"{self.url}{path}", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                assert self.process.poll() is None, self.log_path.read_text()
+                return False
+
+        wait_for(up, 30, what)
+        return self
+
+    def stop(self) -> str:
+        """SIGTERM it, as a deploy does; uvicorn shuts down cleanly, then re-raises SIGTERM
+        for the default handler. Returns what it logged."""
+        self.process.terminate()
+        assert self.process.wait(timeout=15) in (0, -signal.SIGTERM), self.log_path.read_text()
+        return self.log_path.read_text()

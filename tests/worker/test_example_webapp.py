@@ -4,64 +4,33 @@ worker: register, sync, three browsers streaming progress over one Redis subscri
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from sync_worker import keys
 from sync_worker.simulator import steam_id_for
-from tests.conftest import free_port, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import wait_for
+from tests.workers import ExampleServer
 
 
 @pytest.fixture
 def webapp(subprocess_env, tmp_path) -> Iterator[str]:
-    port = free_port()
-    log_path = tmp_path / "webapp.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "webapp:app",
-                "--app-dir",
-                "examples",
-                "--port",
-                str(port),
-                "--timeout-graceful-shutdown",  # as documented: followed streams end
-                "3",
-            ],
-            cwd=ROOT,
-            env=subprocess_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(url, timeout=1).status_code == 200
-        except requests.ConnectionError:
-            assert server.poll() is None, log_path.read_text()
-            return False
-
-    wait_for(up, 30, "the example web service")
-    yield url
-    server.terminate()
-    # uvicorn shuts down cleanly (streams still open included), then re-raises SIGTERM for
-    # the default handler; no client that left, nor the shutdown, logged a traceback.
-    assert server.wait(timeout=15) in (0, -signal.SIGTERM), log_path.read_text()
-    log = log_path.read_text()
+    server = ExampleServer(
+        "webapp:app",
+        subprocess_env,
+        tmp_path / "webapp.log",
+        "--timeout-graceful-shutdown",  # as documented: followed streams end
+        "3",
+    ).wait_up("/", "the example web service")
+    yield server.url
+    # Shut down cleanly (streams still open included); no client that left, nor the
+    # shutdown, logged a traceback.
+    log = server.stop()
     assert "Application shutdown complete." in log
     assert "Traceback" not in log and "RuntimeError" not in log, log
 

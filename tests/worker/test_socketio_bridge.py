@@ -4,68 +4,32 @@ the same timeline, ending in `completed`."""
 
 from __future__ import annotations
 
-import functools
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import requests
 import socketio
 
 from sync_worker import keys
 from sync_worker.client import request_sync
 from sync_worker.simulator import steam_id_for
-from tests.conftest import free_port, wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import wait_for
+from tests.workers import ExampleServer
 
 
 @pytest.fixture
 def bridges(subprocess_env, tmp_path) -> Iterator[list[str]]:
     """Two bridge processes; their logs are checked for tracebacks when they stop."""
-    started: list[tuple[subprocess.Popen[bytes], Path]] = []
-    urls = []
-    for n in range(2):
-        port = free_port()
-        log_path = tmp_path / f"bridge{n}.log"
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "socketio_bridge:app",
-                    "--app-dir",
-                    "examples",
-                    "--port",
-                    str(port),
-                ],
-                cwd=ROOT,
-                env=subprocess_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        started.append((process, log_path))
-        urls.append(f"http://127.0.0.1:{port}")
-
-    def up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> bool:
-        try:
-            return requests.get(f"{url}/socket.io/?EIO=4&transport=polling", timeout=1).ok
-        except requests.ConnectionError:
-            assert process.poll() is None, log_path.read_text()
-            return False
-
-    for url, (process, log_path) in zip(urls, started, strict=True):
-        wait_for(functools.partial(up, url, process, log_path), 30, "a Socket.IO bridge")
-    yield urls
-    for process, log_path in started:
-        process.terminate()
-        assert process.wait(timeout=15) in (0, -signal.SIGTERM), log_path.read_text()
-        assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    servers = [
+        ExampleServer("socketio_bridge:app", subprocess_env, tmp_path / f"bridge{n}.log")
+        for n in range(2)
+    ]
+    for server in servers:
+        server.wait_up("/socket.io/?EIO=4&transport=polling", "a Socket.IO bridge")
+    yield [server.url for server in servers]
+    for server in servers:
+        log = server.stop()
+        assert "Traceback" not in log, log
 
 
 def test_two_clients_on_two_bridges_see_the_same_timeline(runtime, register, bridges, worker):
