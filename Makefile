@@ -59,13 +59,13 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 # The locks, from setup.cfg: requirements.lock pins the runtime (Heroku's requirements.txt
-# and the Dockerfile install it); requirements-dev.lock pins every extra and the tools on
+# and the Dockerfile install it, with the dashboard extra); requirements-dev.lock pins every extra and the tools on
 # top of it, constrained by it, so both agree on every runtime pin (tests/test_packaging.py).
 # `make lock` keeps the current pins where they still fit; `make lock LOCK_ARGS=--upgrade`
 # takes the newest releases that do.
 PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links
 lock: $(STAMP)
-	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock setup.cfg
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dashboard --output-file requirements.lock setup.cfg
 	$(PIP_COMPILE) $(LOCK_ARGS) --all-extras --allow-unsafe --constraint requirements.lock \
 	    --output-file requirements-dev.lock setup.cfg
 

@@ -29,7 +29,7 @@ from .infrastructure import INFRASTRUCTURE_ERRORS
 from .platforms.steam import SteamClient
 from .platforms.steam_store import SteamStore
 from .runtime import get_runtime
-from .schedule.scheduler import auto_sync_schedule, run_tick
+from .schedule.scheduler import auto_sync_schedule, record_tick, run_tick
 from .sending import (
     ENRICH_ACTOR,
     MAX_LIBRARY_ID,
@@ -145,6 +145,10 @@ def schedule_auto_syncs() -> None:
         log.error("schedule.tick_failed", tick=tick_id, error=type(exc).__name__)
         return
     log.info("schedule.tick", tick=tick_id, details_queued=details, **asdict(result))
+    if result.ran:
+        record_tick(
+            runtime, {"tick": tick_id, "at": now, "details_queued": details, **asdict(result)}
+        )
 
 
 class PatientTickActor(dramatiq.Actor[[], None]):

@@ -27,6 +27,7 @@ environment (all settings: docs/operations.md; a .env file is read too):
   STEAM_API_BASE_URL  point at `sync-worker simulator` to sync without a key
   SYNC_WORKER_HOME    embedded servers' data (default ~/.local/share/sync-worker)
   SYNC_WORKER_ENV     production: missing URLs are errors (any Heroku dyno counts)
+  DASHBOARD_TOKEN     the dashboard's operator token (DASHBOARD_READONLY_TOKEN: view only)
   LOG_LEVEL, LOG_FORMAT   INFO / json or console
 
 exit status:
@@ -173,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         "run the auto-sync scheduler (periodiq) in the foreground, exactly one per deployment;"
         " SIGTERM or Ctrl-C stop it (exit 0)",
     )
+
+    board = command(
+        "dashboard",
+        "serve the operator's live dashboard (syncs, queues, budget, schedule, dead letters);"
+        " DASHBOARD_TOKEN required in production or off loopback",
+    )
+    board.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    board.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
 
     command("demo", "real syncs end to end on embedded servers and the simulator")
     return parser

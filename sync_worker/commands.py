@@ -6,6 +6,7 @@ Kept apart from `cli` so `sync-worker --help` and argument errors import nothing
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import logging
@@ -327,6 +328,37 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         return EXIT_OK
     queued = queue_all(runtime, include_stale=args.all_stale)
     print(json.dumps({"queued": queued}))
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the operator's dashboard in the foreground; SIGTERM or Ctrl-C stop it."""
+    from . import dashboard  # the [dashboard] extra: only this command loads it
+
+    settings = resolve_settings(get_settings())
+    dashboard.check_access(settings, args.host)  # before any server is touched
+    try:
+        import uvicorn
+
+        from .dashboard.web import create_app
+    except ImportError:
+        raise ConfigurationError(
+            "the dashboard needs its extra: pip install 'sync-worker[dashboard]'."
+        ) from None
+    sock = dashboard.listen(args.host, args.port)
+    app = create_app(ready_runtime())
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    access = "open to anyone on this machine" if settings.dashboard_token is None else "token"
+    print(f"dashboard on http://{host}:{args.port} ({access}); Ctrl-C stops it", flush=True)
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # our logging: one format, secrets masked
+        access_log=False,
+        timeout_graceful_shutdown=dashboard.GRACEFUL_STOP_S,
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the signal it stopped on
+        uvicorn.Server(config).run(sockets=[sock])
+    print("sync-worker: dashboard stopped", file=sys.stderr, flush=True)
     return EXIT_OK
 
 

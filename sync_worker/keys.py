@@ -59,6 +59,10 @@ def broker_acks_key(broker_id: str, queue: str) -> str:
     return f"{BROKER_NAMESPACE}:__acks__.{broker_id}.{queue}"
 
 
+#: JSON of the last tick a scheduler ran: when, what it queued (the dashboard shows it).
+SCHEDULER_LAST_TICK_KEY = f"{PREFIX}:scheduler:last_tick"
+
+
 def scheduler_tick_key(tick_id: str) -> str:
     """Taken by the first scheduler to run a tick: the others skip it."""
     return f"{PREFIX}:scheduler:tick:{tick_id}"
@@ -77,6 +81,11 @@ def rate_backoff_key(bucket: str) -> str:
 def rate_strikes_key(bucket: str) -> str:
     """Consecutive 429s, for doubling the backoff."""
     return f"{PREFIX}:ratelimit:{bucket}:strikes"
+
+
+def rate_deferrals_prefix(bucket: str) -> str:
+    """Prefix of the per-minute count of deferrals (`:{epoch minute}`, kept an hour or so)."""
+    return f"{PREFIX}:ratelimit:{bucket}:deferred"
 
 
 def rate_daily_prefix(bucket: str) -> str:

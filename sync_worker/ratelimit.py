@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import redis
 
@@ -22,6 +23,7 @@ from .errors import RateLimitDeferred
 from .settings import Settings
 
 PACE_FROM = 0.8  # fraction of a window after which calls are spread out
+DEFERRALS_KEPT_S = 3900  # per-minute deferral counts: the last hour, and a margin
 
 # KEYS: [window zset, backoff key, daily counter prefix]
 # ARGV: [limit, window ms, weight, daily limit, unique member prefix]
@@ -72,6 +74,20 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class BucketUsage:
+    """What a bucket has spent, as the dashboard shows it (read, never written)."""
+
+    bucket: str
+    used: int  # units in the current sliding window
+    limit: int
+    window_s: float
+    daily_used: int  # this UTC day
+    daily_limit: int | None  # None: no daily cap
+    backoff_until: datetime | None  # a 429 pauses the bucket until then
+    deferrals_last_hour: int  # jobs sent back to the queue to wait for this budget
+
+
+@dataclass(frozen=True)
 class Admission:
     """The answer to one acquire attempt."""
 
@@ -82,9 +98,11 @@ class Admission:
     server_time_ms: int
 
 
+NO_DAILY_CAP = 1 << 53  # the store has no daily cap
+
+
 def buckets_from(settings: Settings) -> dict[str, Bucket]:
     """The Steam buckets as configured."""
-    no_daily_cap = 1 << 53
     return {
         "steam_webapi": Bucket(
             "steam_webapi",
@@ -96,7 +114,7 @@ def buckets_from(settings: Settings) -> dict[str, Bucket]:
             "steam_store",
             settings.steam_store_calls_per_window,
             settings.steam_store_window_seconds,
-            no_daily_cap,
+            NO_DAILY_CAP,
         ),
     }
 
@@ -179,11 +197,10 @@ class RateLimiter:
             if admission.admitted:
                 self._pace(bucket, admission)
                 return admission
-            if self._max_wait_s is not None and admission.retry_after_s > self._max_wait_s:
-                metrics.rate_limit_deferral(bucket)
-                raise RateLimitDeferred(admission.retry_after_s, bucket)
-            if self._wait(bucket, admission.retry_after_s, admission):
-                metrics.rate_limit_deferral(bucket)
+            if (
+                self._max_wait_s is not None and admission.retry_after_s > self._max_wait_s
+            ) or self._wait(bucket, admission.retry_after_s, admission):
+                self._deferred(bucket, admission)
                 raise RateLimitDeferred(admission.retry_after_s, bucket)
 
     def penalize(self, bucket: str, retry_after_s: float | None = None) -> float:
@@ -197,6 +214,16 @@ class RateLimiter:
     def succeeded(self, bucket: str) -> None:
         """A call went through: forget earlier 429 strikes."""
         self._client.delete(keys.rate_strikes_key(bucket))
+
+    def _deferred(self, bucket: str, admission: Admission) -> None:
+        """Count a deferral: in the metrics, and per minute in Redis for the dashboard. Only
+        a job that goes back to the queue pays for the count, never an admitted call."""
+        metrics.rate_limit_deferral(bucket)
+        key = f"{keys.rate_deferrals_prefix(bucket)}:{admission.server_time_ms // 60_000}"
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, DEFERRALS_KEPT_S)
+            pipe.execute()
 
     def _pace(self, bucket: str, admission: Admission) -> None:
         """Above 80 % of the window, sleep up to one even share of the window per call.
@@ -219,3 +246,43 @@ class RateLimiter:
             return self._interrupt.wait(seconds)
         self._sleep(seconds)
         return False
+
+
+def bucket_usage(client: redis.Redis, buckets: dict[str, Bucket]) -> list[BucketUsage]:
+    """Each bucket's spending now, in one round trip, on Redis server time (as admitted)."""
+    now_ms = _server_ms(client)
+    minute, day = now_ms // 60_000, now_ms // 86_400_000
+    with client.pipeline(transaction=False) as pipe:
+        for name, b in buckets.items():
+            pipe.zcount(keys.rate_window_key(name), now_ms - int(b.window_s * 1000) + 1, "+inf")
+            pipe.get(f"{keys.rate_daily_prefix(name)}:{day}")
+            pipe.pttl(keys.rate_backoff_key(name))
+            pipe.mget(
+                [f"{keys.rate_deferrals_prefix(name)}:{m}" for m in range(minute - 59, minute + 1)]
+            )
+        answers = pipe.execute()
+    usage = []
+    for i, (name, b) in enumerate(buckets.items()):
+        used, daily, backoff_ms, deferrals = answers[4 * i : 4 * i + 4]
+        usage.append(
+            BucketUsage(
+                bucket=name,
+                used=int(used),
+                limit=b.limit,
+                window_s=b.window_s,
+                daily_used=int(daily or 0),
+                daily_limit=b.daily_limit if b.daily_limit < NO_DAILY_CAP else None,
+                backoff_until=(
+                    datetime.fromtimestamp((now_ms + backoff_ms) / 1000, UTC)
+                    if backoff_ms > 0
+                    else None
+                ),
+                deferrals_last_hour=sum(int(n) for n in deferrals if n is not None),
+            )
+        )
+    return usage
+
+
+def _server_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000

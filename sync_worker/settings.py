@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     # queues per broker command: with ~4 consumers that visits every queue about each second.
     broker_maintenance_interval_s: float = Field(default=0.25, gt=0)
 
+    # The operator's dashboard (docs/dashboard.md). Required in production and on any
+    # address but loopback; the read-only token shows everything and can do nothing.
+    dashboard_token: SecretStr | None = None
+    dashboard_readonly_token: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _usable_database_url(cls, value: str | None) -> str | None:
@@ -126,10 +131,14 @@ class Settings(BaseSettings):
 
     @property
     def secrets(self) -> list[str]:
-        """Every secret these settings hold, for the log redactor: the Steam key and the
-        database and Redis passwords."""
-        key = self.steam_api_key.get_secret_value() if self.steam_api_key else ""
-        found = [key, *url_secrets(self.database_url), *url_secrets(self.redis_url)]
+        """Every secret these settings hold, for the log redactor: the Steam key, the
+        database and Redis passwords and the dashboard's tokens."""
+        tokens = (self.steam_api_key, self.dashboard_token, self.dashboard_readonly_token)
+        found = [
+            *(token.get_secret_value() for token in tokens if token is not None),
+            *url_secrets(self.database_url),
+            *url_secrets(self.redis_url),
+        ]
         return [secret for secret in found if secret]
 
     @property

@@ -164,7 +164,7 @@ def test_the_image_installs_from_the_lock_and_nothing_shadows_it(image):
     assert package.is_relative_to(image.path("/usr/local/lib")), where
     assert (package / "py.typed").exists()
     assert sorted(p.name for p in (package / "store" / "migrations").glob("*.sql"))[-1] == (
-        "0008_library_digests.sql"
+        "0009_dashboard_indexes.sql"
     )
     frozen = in_image(image, "pip", "freeze", "--exclude", "sync-worker").stdout.split()
     assert pins(frozen) == pins((ROOT / "requirements.lock").read_text().splitlines())

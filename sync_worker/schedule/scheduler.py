@@ -14,6 +14,7 @@ claim back to the next tick.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import secrets
 from dataclasses import dataclass
@@ -141,6 +142,17 @@ def run_tick(runtime: Runtime, now: datetime, tick_id: str, owner: str | None = 
         spread_s=spread_s,
         requeued=requeued,
     )
+
+
+def record_tick(runtime: Runtime, tick: dict[str, object]) -> None:
+    """Keep what the last tick did, with when the next one is due, for the dashboard. A
+    Redis blip loses only this note: the tick itself has done its work."""
+    now = tick["at"]
+    assert isinstance(now, datetime)
+    next_tick = auto_sync_schedule(runtime.settings).next_valid_date(pendulum.instance(now))
+    note = {**tick, "at": now.isoformat(), "next_tick_at": next_tick.isoformat()}
+    with contextlib.suppress(*INFRASTRUCTURE_ERRORS):
+        runtime.redis.set(keys.SCHEDULER_LAST_TICK_KEY, json.dumps(note), ex=7 * 86_400)
 
 
 def requeue_stranded(runtime: Runtime) -> int:

@@ -108,6 +108,6 @@ def test_0008_packs_the_slice_digests_already_stored(runtime):
             )
         conn.commit()
 
-        assert migrate(conn) == ["0008_library_digests"]
+        assert migrate(conn) == ["0008_library_digests", "0009_dashboard_indexes"]
         packed = digests.stored_digests(conn, library_id)
     assert packed == digests.StoredDigests(stored, None)
