@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 app
 
 WORKDIR /build
-# The pinned dependencies first: this layer survives code changes.
+# The pinned dependencies first (the dashboard's extra included): this layer survives
+# code changes.
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 COPY pyproject.toml setup.cfg README.md ./
@@ -24,8 +25,9 @@ RUN pip install --no-deps . && rm -rf ./*
 
 USER app
 WORKDIR /home/app
-# The ops server of each `dramatiq` command: /metrics and /health (METRICS_PORT).
-EXPOSE 9191
+# The ops server of each `dramatiq` command: /metrics and /health (METRICS_PORT); the
+# dashboard (`sync-worker dashboard --host 0.0.0.0 --port 8000`, DASHBOARD_TOKEN required).
+EXPOSE 9191 8000
 # Redis, PostgreSQL and the schema, never Steam; exits non-zero with one line when not.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["sync-worker", "health"]
 

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo run test lint typecheck bench lock clean
+.PHONY: demo run test lint typecheck browser bench lock clean
 
 # The development and CI environment comes from requirements-dev.lock only (every extra and
 # the dev tools, pip and setuptools included), so an upstream release never breaks a clone
@@ -22,23 +22,26 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock requirements-dev.lock
 demo: $(STAMP)
 	$(BIN)/sync-worker demo
 
-# Every Procfile process, locally: the release phase first, then the workers and the
-# scheduler under honcho, on the embedded servers, with the Steam simulator as Steam.
+# Every Procfile process, locally: the release phase first, then the dashboard (on
+# loopback, DASHBOARD_PORT), the workers and the scheduler under honcho, on the embedded
+# servers, with the Steam simulator as Steam.
 # Ctrl-C stops them all; the embedded servers stop once their last user has left. (A
 # non-interactive shell's background job ignores SIGINT: the trap stops the simulator.)
 # Metrics go to a fresh directory per run, as on a fresh dyno (docs/observability.md).
 SIM_PORT ?= 8765
+DASHBOARD_PORT ?= 8000
 run: $(STAMP)
-	@export PATH="$(CURDIR)/$(BIN):$$PATH" STEAM_API_KEY=sim-key \
+	@export PATH="$(CURDIR)/$(BIN):$$PATH" STEAM_API_KEY=sim-key DASHBOARD_HOST=127.0.0.1 \
 	        STEAM_API_BASE_URL=http://127.0.0.1:$(SIM_PORT) \
 	        STEAM_STORE_BASE_URL=http://127.0.0.1:$(SIM_PORT); \
 	honcho start release || exit $$?; \
 	export dramatiq_prom_db="$${dramatiq_prom_db:-$$(mktemp -d)}"; \
 	sync-worker simulator --port $(SIM_PORT) & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null; wait $$sim' INT TERM EXIT; \
-	honcho start worker_high worker scheduler; rc=$$?; \
+	echo "make run: the dashboard is on http://127.0.0.1:$(DASHBOARD_PORT)"; \
+	honcho start -p $(DASHBOARD_PORT) web worker_high worker scheduler; rc=$$?; \
 	if [ $$rc -eq 0 ] || [ $$rc -eq 130 ]; then \
-	    echo "make run: stopped (the workers, the scheduler and the simulator)"; exit 0; \
+	    echo "make run: stopped (the dashboard, the workers, the scheduler and the simulator)"; exit 0; \
 	fi; exit $$rc
 
 # lint-imports: the layers, no import circles, a client that loads none of the worker
@@ -52,8 +55,17 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples  # as a web service would see the package (py.typed)
 
-test: lint typecheck
+test: lint typecheck browser
 	$(BIN)/pytest
+
+# Headless Chromium for the dashboard's browser test (Debian's package; needs root or
+# sudo). Never fatal: without it that test is skipped with one line, except in CI, where
+# .ci/run installs it and SYNC_WORKER_REQUIRE_BROWSER makes its absence a failure.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	    if [ "$$(id -u)" = 0 ]; then apt=apt-get; else apt="sudo -n apt-get"; fi; \
+	    { $$apt install -y -q chromium || { $$apt update -q && $$apt install -y -q chromium; }; } \
+	        >/dev/null 2>&1 || echo "make browser: chromium could not be installed; the browser test will be skipped"; }
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -163,6 +163,11 @@ def test_the_image_installs_from_the_lock_and_nothing_shadows_it(image):
     package = Path(where.stdout.strip()).parent
     assert package.is_relative_to(image.path("/usr/local/lib")), where
     assert (package / "py.typed").exists()
+    dashboard = package / "dashboard"
+    assert {p.name for p in (dashboard / "static").iterdir()} >= {"dashboard.css", "dashboard.js"}
+    assert (dashboard / "templates" / "overview.html").exists()
+    served = in_image(image, "sync-worker", "dashboard", "--help")
+    assert served.returncode == 0 and "DASHBOARD_TOKEN" in served.stdout
     assert sorted(p.name for p in (package / "store" / "migrations").glob("*.sql"))[-1] == (
         "0009_dashboard_indexes.sql"
     )
@@ -197,15 +202,17 @@ def assert_pinned(requirement: Requirement, pinned: dict[str, str], lock: str) -
 
 
 def test_the_locks_agree_with_setup_cfg():
-    """`make lock` was run after the last dependency change: every runtime dependency is
-    pinned in both locks, every extra's in the development lock, each pin within
+    """`make lock` was run after the last dependency change: every runtime dependency (and
+    the dashboard's) is pinned in both locks, every extra's in the development lock, each pin within
     setup.cfg's range, and the development lock keeps every runtime pin."""
     runtime = pins((ROOT / "requirements.lock").read_text().splitlines())
     development_text = (ROOT / "requirements-dev.lock").read_text()
     development = pins(development_text.splitlines())
     for requirement in requirements("options", "install_requires"):
         assert_pinned(requirement, runtime, "requirements.lock")
-    for extra in ("local", "example", "dev"):
+    for requirement in requirements("options.extras_require", "dashboard"):  # the image's
+        assert_pinned(requirement, runtime, "requirements.lock")
+    for extra in ("local", "example", "dashboard", "dev"):
         for requirement in requirements("options.extras_require", extra):
             assert_pinned(requirement, development, "requirements-dev.lock")
     assert {name: development.get(name) for name in runtime} == runtime

@@ -46,7 +46,7 @@ def processes_using(home: Path) -> list[psutil.Process]:
 
 def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
     home = tmp_path / "home"
-    sim_port, metrics_port = free_port(), free_port()
+    sim_port, metrics_port, dashboard_port = free_port(), free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -55,6 +55,7 @@ def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
     env.update(
         SYNC_WORKER_HOME=str(home),
         SIM_PORT=str(sim_port),
+        DASHBOARD_PORT=str(dashboard_port),
         METRICS_PORT=str(metrics_port),
         WORKER_PROCESSES="1",
         WORKER_THREADS="2",
@@ -76,12 +77,14 @@ def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
                 log_path.read_text().count("Worker process is ready for action") >= 2
                 and "Registered periodic actors" in log_path.read_text()
                 and "Steam simulator on" in log_path.read_text()
+                and f"dashboard on http://127.0.0.1:{dashboard_port}" in log_path.read_text()
             ),
             90,
             "every Procfile process to come up",
         )
         text = log_path.read_text()
         assert text.index("release.1 stopped (rc=0)") < text.index("worker_high.1 started")
+        assert f"make run: the dashboard is on http://127.0.0.1:{dashboard_port}" in text
         # The embedded servers started for this run, quietly.
         assert "[pgserver]" not in text and "waiting for server to start" not in text
 
@@ -108,6 +111,11 @@ def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
         assert queues_served == ["default", "high", "low"]
         bad = requests.get(f"http://127.0.0.1:{metrics_port}/health?min_workers=x", timeout=5)
         assert bad.status_code == 400
+        # The dashboard, open on loopback, shows the sync and the live workers.
+        overview = requests.get(f"http://127.0.0.1:{dashboard_port}/api/overview", timeout=5)
+        assert overview.status_code == 200, overview.text
+        assert [run["total_games"] for run in overview.json()["recent"]] == [250]
+        assert len(overview.json()["workers"]) == len(health.json()["workers"])
         scrape = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         assert 'sync_worker_syncs_total{status="completed"} 1.0' in scrape
         assert 'dramatiq_messages_total{actor_name="sync_library",queue_name="high"} 1.0' in scrape
@@ -122,7 +130,7 @@ def test_make_run_serves_a_client_sync_and_stops_on_ctrl_c(tmp_path):
     assert "stopped (rc=0)" in text and "(rc=-" not in text and "rc=1)" not in text, text[-3000:]
     assert "Error 130" not in text and "Interrupt" not in text, text[-3000:]
     assert text.rstrip().endswith(
-        "make run: stopped (the workers, the scheduler and the simulator)"
+        "make run: stopped (the dashboard, the workers, the scheduler and the simulator)"
     )
     assert "sending SIGKILL" not in text  # everything stopped within honcho's 5 s
     try:

@@ -97,7 +97,8 @@ def create_app(runtime: Runtime) -> Starlette:
         async def endpoint(request: Request) -> Response:
             who = principal(request)
             if who is None:
-                target = urllib.parse.quote(request.url.path + "?" + request.url.query)
+                query = request.url.query
+                target = urllib.parse.quote(request.url.path + ("?" + query if query else ""))
                 return RedirectResponse(f"/login?next={target}", status_code=303)
             try:
                 return await handler(request, who)

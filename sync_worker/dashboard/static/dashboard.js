@@ -34,7 +34,7 @@ function duration(seconds) {
   if (seconds === null || seconds === undefined || !isFinite(seconds)) return "—";
   seconds = Math.max(0, Math.round(seconds));
   if (seconds < 60) return `${seconds} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min${seconds % 60 ? ` ${seconds % 60} s` : ""}`;
   return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
 }
 const since = (iso) => (iso ? (Date.now() - Date.parse(iso)) / 1000 : null);
