@@ -8,6 +8,7 @@ from pathlib import Path
 
 from . import (
     big_sync,
+    dashboard,
     enrichment,
     fleet,
     generic_plans,
@@ -35,6 +36,7 @@ for part in (
     middleware,
     scheduling,
     enrichment,
+    dashboard,
     sizing,
 ):
     results[part.__name__.removeprefix("bench.")] = part.main()

@@ -47,7 +47,7 @@ from .platforms.steam import SteamClient
 from .progress_bar import SyncProgressBar
 from .ratelimit import RateLimiter
 from .runtime import Runtime, get_runtime, resolve_settings
-from .schedule.scheduler import run_tick
+from .schedule.scheduler import record_tick, run_tick
 from .sending import serving, sync_queue
 from .settings import get_settings
 from .simulator import SimulatorServer
@@ -313,7 +313,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     """Run one auto-sync tick now (what the scheduler process does on AUTO_SYNC_CRON)."""
     runtime = ready_runtime()
     now = datetime.now(UTC)
-    result = run_tick(runtime, now, f"by-hand-{now.isoformat()}")
+    tick_id = f"by-hand-{now.isoformat()}"
+    result = run_tick(runtime, now, tick_id)
+    record_tick(runtime, {"tick": tick_id, "at": now, **asdict(result)})  # the dashboard's
     print(json.dumps(asdict(result)))
     return EXIT_OK
 

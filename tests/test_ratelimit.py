@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
 
 from sync_worker.errors import RateLimitDeferred
-from sync_worker.ratelimit import Bucket, RateLimiter
+from sync_worker.ratelimit import NO_DAILY_CAP, Bucket, RateLimiter, bucket_usage
 
 WORKER = """
 import json, sys, time
@@ -149,3 +149,24 @@ def test_a_429_backs_the_bucket_off_for_every_limiter_then_resumes(runtime):
     assert theirs_waits.acquire("t").admitted
     ours.succeeded("t")
     assert ours.penalize("t") == pytest.approx(0.2)  # strikes reset
+
+
+def test_bucket_usage_reads_the_window_the_day_the_backoff_and_the_deferrals(runtime):
+    """What the dashboard shows: used in the window, used today, a 429 back-off and until
+    when, and the deferrals of the last hour (counted only when a job steps back)."""
+    buckets = {"t": Bucket("t", 3, 60, 100), "u": Bucket("u", 5, 60, NO_DAILY_CAP)}
+    limiter = RateLimiter(runtime.redis, buckets, max_wait_s=0)
+    for _ in range(3):
+        assert limiter.acquire("t").admitted
+    for _ in range(2):
+        with pytest.raises(RateLimitDeferred):
+            limiter.acquire("t")
+    limiter.penalize("u", retry_after_s=30)
+
+    t, u = bucket_usage(runtime.redis, buckets)
+    assert (t.bucket, t.used, t.limit, t.window_s) == ("t", 3, 3, 60)
+    assert (t.daily_used, t.daily_limit, t.deferrals_last_hour) == (3, 100, 2)
+    assert t.backoff_until is None
+    assert (u.used, u.daily_used, u.daily_limit, u.deferrals_last_hour) == (0, 0, None, 0)
+    assert u.backoff_until is not None
+    assert 25 < (u.backoff_until - datetime.now(UTC)).total_seconds() <= 30.5

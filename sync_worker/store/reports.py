@@ -59,7 +59,14 @@ SELECT
     (SELECT min(next_sync_at) FROM user_libraries WHERE account_failures > 0 AND next_sync_at > now())
 """
 
-HISTORY_FILTERS = ("status", "sync_type", "library_id", "code")
+# What history can be filtered by, and the column each filter compares.
+_FILTER_COLUMNS = {
+    "status": "r.status",
+    "sync_type": "r.sync_type",
+    "library_id": "r.library_id",
+    "code": "(r.error->>'code')",
+}
+HISTORY_FILTERS = tuple(_FILTER_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -98,23 +105,29 @@ def history(
     *,
     limit: int,
     before: tuple[datetime, str] | None = None,
-    status: str | None = None,
-    sync_type: str | None = None,
-    library_id: str | None = None,
-    code: str | None = None,
+    **filters: str | None,
 ) -> HistoryPage:
-    """Runs newest first matching every filter given, older than the cursor `before`."""
+    """Runs newest first matching every filter given (HISTORY_FILTERS), older than the
+    cursor `before`."""
+    query, params = history_query(limit=limit + 1, before=before, **filters)  # one more: older?
+    with conn.cursor(row_factory=dict_row) as cur:
+        runs = cur.execute(query, params).fetchall()
+    older = None
+    if len(runs) > limit:
+        runs = runs[:limit]
+        older = (runs[-1]["started_at"], runs[-1]["run_id"])
+    return HistoryPage(runs, older)
+
+
+def history_query(
+    *, limit: int, before: tuple[datetime, str] | None = None, **filters: str | None
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The SQL and parameters of a history page (the bench explains it)."""
     where: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: dict[str, Any] = {"limit": limit + 1}  # one more: is there an older page?
-    for column, value in (
-        ("r.status", status),
-        ("r.sync_type", sync_type),
-        ("r.library_id", library_id),
-        ("(r.error->>'code')", code),
-    ):
+    params: dict[str, Any] = {"limit": limit}
+    for name, value in filters.items():
         if value is not None:
-            name = f"p{len(params)}"
-            where.append(sql.SQL(column + " = {}").format(sql.Placeholder(name)))
+            where.append(sql.SQL(_FILTER_COLUMNS[name] + " = {}").format(sql.Placeholder(name)))
             params[name] = value
     if before is not None:
         where.append(sql.SQL("(r.started_at, r.run_id) < (%(at)s, %(run)s::uuid)"))
@@ -124,13 +137,7 @@ def history(
         " JOIN user_libraries AS l ON l.library_id = r.library_id"
         " WHERE {where} ORDER BY r.started_at DESC, r.run_id DESC LIMIT %(limit)s"
     ).format(library=sql.SQL(_LIBRARY), run=sql.SQL(_RUN), where=sql.SQL(" AND ").join(where))
-    with conn.cursor(row_factory=dict_row) as cur:
-        runs = cur.execute(query, params).fetchall()
-    older = None
-    if len(runs) > limit:
-        runs = runs[:limit]
-        older = (runs[-1]["started_at"], runs[-1]["run_id"])
-    return HistoryPage(runs, older)
+    return query, params
 
 
 def owned_games(conn: Connection[Any], library_id: str) -> int:

@@ -116,6 +116,8 @@ def test_the_page_follows_syncs_live_and_requeues_a_dead_letter(
     """Progress moves without a reload in two tabs at once, a sync reaches completed on the
     page, a dead letter appears, is requeued from the page and completes."""
     first, second = signed_in_tabs(browser, dashboard, "light")
+    for tab in (first, second):  # the worker's next heartbeat (Redis was emptied for the test)
+        tab.wait_for_selector("#workers td:has-text('high')", timeout=20_000)
     library_id = named_library(runtime, 20_000, 501, "Ada Lovelace")
     client.request_sync(library_id)
 

@@ -6,17 +6,19 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 
 from sync_worker import client, keys
+from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
 from sync_worker.simulator.ids import ProfileKind
 from sync_worker.store import libraries
 from tests.conftest import TEST_KEY, assert_no_secret, cli, fetch_all, library_status, wait_for
 from tests.dashboard.conftest import ADMIN_TOKEN, VIEWER_TOKEN, Dashboard
-from tests.workers import dead_letters, sync_and_collect
+from tests.workers import dead_letters, sync_and_collect, tick_message
 
 API_READS = (
     "/api/overview",
@@ -434,3 +436,28 @@ def test_no_secret_reaches_a_page_its_json_or_its_log(
     )
     for text in (*answers, dashboard.text()):
         assert_no_secret(text, "the dashboard", *secrets)
+
+
+def test_the_schedule_shows_the_last_tick_and_what_it_queued(
+    dashboard: Dashboard, runtime, register, worker
+):
+    """A scheduler tick (the periodiq message, run by the worker) leaves its note: when,
+    what it queued, when the next one is due; the page's JSON carries it."""
+    due = [register(steam_id_for(5, seed=470 + i)) for i in range(2)]
+    admin = dashboard.session(ADMIN_TOKEN)
+    assert admin.get(f"{dashboard.url}/api/schedule", timeout=10).json()["schedule"] == {
+        "due_now": 2,
+        "due_next_hour": 0,
+        "in_backoff": 0,
+        "next_backoff_retry_at": None,
+        "last_tick": None,
+    }
+    get_broker().enqueue(tick_message())
+    wait_for(
+        lambda: {library_status(runtime, i) for i in due} == {"completed"}, 30, "the tick's syncs"
+    )
+    tick = admin.get(f"{dashboard.url}/api/schedule", timeout=10).json()["schedule"]["last_tick"]
+    assert tick["ran"] is True and tick["queued"] == 2 and tick["budget"] >= 2
+    at, next_at = datetime.fromisoformat(tick["at"]), datetime.fromisoformat(tick["next_tick_at"])
+    assert abs((datetime.now(UTC) - at).total_seconds()) < 30
+    assert timedelta(0) < next_at - at <= timedelta(minutes=5)  # AUTO_SYNC_CRON: every 5 min

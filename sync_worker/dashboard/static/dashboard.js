@@ -151,6 +151,7 @@ function renderSchedule() {
   facts("enrichment", [
     ["Done", num(e.enriched)], ["Unavailable", num(e.unavailable)], ["Pending (queued)", num(e.pending)],
     ["Not queued", num(e.not_queued)], ["Stale", num(e.stale)],
+    ["Counted", `${duration(e.counted_s_ago)} ago (every 30 s: it reads the whole catalog)`],
   ]);
 }
 
