@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     board.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     board.add_argument("--port", type=int, default=8000, help="port to listen on (%(default)s)")
+    board.add_argument(
+        "--demo", action="store_true", help="show what the last `sync-worker demo` left"
+    )
 
     command("demo", "real syncs end to end on embedded servers and the simulator")
     return parser

@@ -28,7 +28,7 @@ from .client import (
     request_sync,
 )
 from .dead_letters import DeadLetter, discard, find_dead_letter, list_dead_letters, requeue
-from .demo import run_demo
+from .demo import demo_settings, run_demo
 from .enrich.queueing import claim_age, max_age, queue_all
 from .errors import (
     ConfigurationError,
@@ -46,10 +46,10 @@ from .infrastructure import infrastructure_error
 from .platforms.steam import SteamClient
 from .progress_bar import SyncProgressBar
 from .ratelimit import RateLimiter
-from .runtime import Runtime, get_runtime, resolve_settings
+from .runtime import Runtime, get_runtime, resolve_settings, set_runtime
 from .schedule.scheduler import record_tick, run_tick
 from .sending import serving, sync_queue
-from .settings import get_settings
+from .settings import get_settings, use_settings
 from .simulator import SimulatorServer
 from .store import libraries
 from .store.catalog import enrichment_counts
@@ -337,8 +337,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     """Serve the operator's dashboard in the foreground; SIGTERM or Ctrl-C stop it."""
     from . import dashboard  # the [dashboard] extra: only this command loads it
 
+    dashboard.check_access(get_settings(), args.host)  # before any server is touched
+    if args.demo:
+        settings = demo_settings(get_settings())
+        use_settings(settings)
+        set_runtime(Runtime(settings))
     settings = resolve_settings(get_settings())
-    dashboard.check_access(settings, args.host)  # before any server is touched
     try:
         import uvicorn
 

@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dramatiq
+import psycopg
 from psycopg.rows import dict_row
 
 from . import client
 from .app import get_broker, reset_broker
 from .enrich.queueing import claim_age, max_age
+from .errors import ConfigurationError
+from .local import EmbeddedServers
 from .logs import configure_logging
 from .runtime import Runtime, get_runtime
 from .sandbox import sandbox
-from .schedule.scheduler import run_tick
+from .schedule.scheduler import record_tick, run_tick
 from .sending import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW
-from .settings import get_settings
+from .settings import Settings, get_settings
 from .simulator import ProfileKind, SimulatorServer, steam_id_for
 from .simulator.ids import parse_profile
 from .store.catalog import enrichment_counts
+from .store.migrations import migrate
 
 DEMO_DATABASE = "sync_worker_demo"
 DEMO_REDIS_DB = 2
@@ -65,6 +69,22 @@ ENRICHMENT_WATCH_S = 9
 NEWCOMER = DemoLibrary("newcomer (web insert)", steam_id_for(150, seed=7), "scheduled")
 
 
+def demo_settings(base: Settings) -> Settings:
+    """Settings reading the last demo's sandbox as it left it (nothing is wiped): what
+    `sync-worker dashboard --demo` shows."""
+    if base.is_production:
+        raise ConfigurationError("the demo's sandbox exists only outside production.")
+    servers = EmbeddedServers(base.sync_worker_home)
+    urls = servers.acquire()
+    servers.ensure_database(urls, DEMO_DATABASE)
+    database_url = urls.database_url(DEMO_DATABASE)
+    with psycopg.connect(database_url) as conn:  # a demo never run: an empty page, not errors
+        migrate(conn)
+    return base.model_copy(
+        update={"database_url": database_url, "redis_url": urls.redis_url(DEMO_REDIS_DB)}
+    )
+
+
 def run_demo() -> int:
     """Run the demo; return the process exit code."""
     base = get_settings()
@@ -90,6 +110,10 @@ def run_demo() -> int:
         finally:
             worker.stop()
             reset_broker()
+    print(
+        "\nEvery run above, in the operator's dashboard:"
+        " .venv/bin/sync-worker dashboard --demo   (then open http://127.0.0.1:8000)"
+    )
     return 0
 
 
@@ -125,7 +149,9 @@ def _story(
     )
     newcomer = _insert_like_the_web_service(runtime, NEWCOMER.steam_id)
     _a_day_passes(runtime)
-    tick = run_tick(runtime, datetime.now(UTC), "demo")
+    now = datetime.now(UTC)
+    tick = run_tick(runtime, now, "demo")
+    record_tick(runtime, {"tick": "demo", "at": now, **asdict(tick)})
     print(
         f"   tick: budget {tick.budget} syncs, queued {tick.queued}, one every"
         f" {tick.spread_s:.2f} s (private profiles wait 1 day, then 3, 7, weekly)"

@@ -27,14 +27,22 @@ class SignedIn(requests.Session):
 class Dashboard:
     """`sync-worker dashboard` in its own process, on a free port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *options: str) -> None:
         self.log_path = log_path
         self.env = env
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         with log_path.open("w") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sync_worker.cli", "dashboard", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "sync_worker.cli",
+                    "dashboard",
+                    "--port",
+                    str(port),
+                    *options,
+                ],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -461,3 +461,21 @@ def test_the_schedule_shows_the_last_tick_and_what_it_queued(
     at, next_at = datetime.fromisoformat(tick["at"]), datetime.fromisoformat(tick["next_tick_at"])
     assert abs((datetime.now(UTC) - at).total_seconds()) < 30
     assert timedelta(0) < next_at - at <= timedelta(minutes=5)  # AUTO_SYNC_CRON: every 5 min
+
+
+def test_dashboard_demo_reads_the_demos_sandbox(subprocess_env, tmp_path):
+    """`sync-worker dashboard --demo` starts on the demo's sandbox (its database and Redis
+    db on the embedded servers, migrated if the demo never ran) and answers, open on
+    loopback."""
+    env = {k: v for k, v in subprocess_env.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    served = Dashboard(env, tmp_path / "demo-dashboard.log", "--demo")
+    try:
+        overview = requests.get(f"{served.url}/api/overview", timeout=30)
+        assert overview.status_code == 200 and set(overview.json()["queues"]) == {
+            "high",
+            "default",
+            "low",
+        }
+    finally:
+        log = served.stop()
+    assert "open to anyone on this machine" in log
