@@ -12,7 +12,9 @@ import pytest
 import requests
 
 from tests.conftest import assert_no_secret, free_port, wait_for
-from tests.workers import WorkerGroup
+
+# The worker package's fixtures: one real worker for the package, a settled broker per test.
+from tests.worker.conftest import _settled, worker  # noqa: F401
 
 ADMIN_TOKEN = "dashboard-admin-token-8c1f0e"
 VIEWER_TOKEN = "dashboard-viewer-token-27d9aa"
@@ -100,16 +102,3 @@ def dashboard(dashboard_env, tmp_path_factory) -> Iterator[Dashboard]:
     served = Dashboard(dashboard_env, tmp_path_factory.mktemp("dashboard") / "dashboard.log")
     yield served
     served.stop()
-
-
-@pytest.fixture(scope="package")
-def worker(runtime, subprocess_env, tmp_path_factory) -> Iterator[WorkerGroup]:
-    """`dramatiq sync_worker.worker` on high and default (short retries, see subprocess_env)."""
-    group = WorkerGroup(subprocess_env, tmp_path_factory.mktemp("worker") / "worker.log")
-    yield group.wait_ready()
-    group.kill()
-
-
-@pytest.fixture(autouse=True)
-def _settled(settled_broker: None) -> None:
-    """Every test here starts on a fresh broker and leaves no job behind."""
