@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from ..aio import AsyncClient
-from ..errors import UnknownLibrary
+from ..errors import InternalError, UnknownLibrary
 from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 from ..sending import sync_queue
 from ..store import libraries
@@ -161,6 +161,13 @@ class Hub:
                 overview = await asyncio.to_thread(self._reads.overview)
             except INFRASTRUCTURE_ERRORS as exc:
                 overview = {"error": infrastructure_error(exc).to_dict()}
+            except Exception:  # a bug: say so, and keep the feed alive for the next poll
+                log.exception("dashboard.overview_failed")
+                overview = {
+                    "error": InternalError(
+                        "The dashboard could not read the overview; it was logged."
+                    ).to_dict()
+                }
             text = dumps(overview)
             if text != last:
                 last = text

@@ -13,11 +13,13 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 import pytest
+import requests
 
 from sync_worker import client, keys
 from sync_worker.runtime import Runtime
 from sync_worker.simulator import steam_id_for
 from sync_worker.store.migrations import migrate
+from sync_worker.sync.progress import ProgressPublisher
 from tests.conftest import (
     SimulatorAdmin,
     assert_no_secret,
@@ -28,6 +30,8 @@ from tests.conftest import (
     redis_contents,
     wait_for,
 )
+from tests.dashboard.conftest import ADMIN_TOKEN, Dashboard
+from tests.dashboard.test_server import read_event
 from tests.reliability.conftest import compare_with_simulator, report
 from tests.reliability.servers import RestartablePostgres, RestartableRedis
 from tests.workers import WorkerGroup
@@ -239,6 +243,66 @@ def test_the_scheduler_rides_out_redis_down_across_a_tick(subprocess_env, own_re
         "Redis down 10 s across a scheduler tick",
         "tick sent once Redis is back, scheduler alive",
         "tick sent, scheduler alive",
+        0,
+        recovery_s,
+    )
+
+
+def test_the_dashboard_rides_out_redis_down(subprocess_env, own_redis, tmp_path):
+    """Redis down for 3 s under the dashboard: its JSON answers 503 `redis_unavailable` in
+    one line (no URL), its page still loads, and once Redis is back the same process
+    answers again and its live stream, reconnected by itself, carries new events."""
+    env = {**subprocess_env, "REDIS_URL": own_redis.url, "DASHBOARD_TOKEN": ADMIN_TOKEN}
+    served = Dashboard(env, tmp_path / "dashboard.log")
+    bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        assert requests.get(f"{served.url}/api/overview", headers=bearer, timeout=10).ok
+        stream = requests.get(f"{served.url}/api/events", headers=bearer, stream=True, timeout=30)
+        lines = stream.iter_lines(decode_unicode=True)
+        assert read_event(lines)[0] == "overview"
+
+        own_redis.stop()
+        down_at = time.monotonic()
+        answer = requests.get(f"{served.url}/api/overview", headers=bearer, timeout=10)
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "redis_unavailable"
+        assert own_redis.url not in answer.text
+        page = requests.get(f"{served.url}/", headers=bearer, timeout=10)
+        assert page.status_code == 200 and "redis_unavailable" in page.text
+        time.sleep(3)
+        own_redis.start()
+
+        wait_for(
+            lambda: requests.get(f"{served.url}/api/overview", headers=bearer, timeout=10).ok,
+            30,
+            "the dashboard to answer again",
+        )
+        recovery_s = time.monotonic() - down_at
+        # A worker's events, every half second, until the stream (resubscribed by itself
+        # in the meantime) carries one.
+        publisher = ProgressPublisher(own_redis.client(), "after-the-outage", ttl_s=60)
+        stop = threading.Event()
+
+        def publish() -> None:
+            while not stop.wait(0.5):
+                publisher.publish("syncing", progress=50, games_processed=5, total_games=10)
+
+        threading.Thread(target=publish, daemon=True).start()
+        try:
+            while (event := read_event(lines))[0] != "progress":
+                pass
+        finally:
+            stop.set()
+        assert event[1]["library_id"] == "after-the-outage" and event[1]["progress"] == 50
+        stream.close()
+        assert served.process.poll() is None
+    finally:
+        log = served.stop()
+    assert "Traceback" not in log
+    report(
+        "Redis down 3 s under the dashboard",
+        "503 redis_unavailable meanwhile, then answers and streams again",
+        "503 meanwhile, answers and streams again",
         0,
         recovery_s,
     )
