@@ -11,7 +11,13 @@ Admin API (JSON in, JSON out):
                                        "status": 500, "retry_after": 3, "delay_s": 2.0,
                                        "count": 3}
   POST /_sim/rate-limit                answer 429 above {"calls": N, "window_s": W} (null: off),
-                                       for "api": "webapi" (default) or "store" (appdetails)
+                                       for "api": "webapi" (default), "store" (appdetails) or
+                                       "gog"
+  POST /_sim/gog/libraries/{user_id}   change a GOG library: {"add", "remove", "bump_playtime"}
+  POST /_sim/gog/revoke/{user_id}      every token of that GOG account stops working
+  POST /_sim/gog/expire-access         every GOG access token issued so far answers 401
+
+GOG's endpoints (OAuth, the library, profile stats) are in `gog`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import catalog
+from .gog import Answer as GogAnswer
+from .gog import GogState, parse_account
 from .ids import ProfileKind, SimulatedProfile, parse_profile, steam_id_for
 from .state import Fault, SimulatorState
 
@@ -97,8 +105,12 @@ class _Handler(BaseHTTPRequestHandler):
                         "rejected_429": state.rejected_429,
                         "peak_window_calls": state.peak_window_calls["webapi"],
                         "peak_window_calls_store": state.peak_window_calls["store"],
+                        "peak_window_calls_gog": state.peak_window_calls["gog"],
+                        "gog_refreshes": self.server.gog.refreshes,
                     }
                 )
+            return
+        if self._gog(path, query):
             return
         routes = {
             "/IPlayerService/GetOwnedGames/v1": self._owned_games,
@@ -126,6 +138,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_json()
         if path == "/_sim/reset":
             state.reset()
+            self.server.gog.reset()
+        elif path.startswith("/_sim/gog/libraries/"):
+            self.server.gog.change_library(path.rsplit("/", 1)[-1], body)
+        elif path.startswith("/_sim/gog/revoke/"):
+            self.server.gog.revoke(path.rsplit("/", 1)[-1])
+        elif path == "/_sim/gog/expire-access":
+            self.server.gog.expire_access_tokens()
         elif path.startswith("/_sim/libraries/"):
             state.change_library(path.rsplit("/", 1)[-1], body)
         elif path == "/_sim/faults":
@@ -174,6 +193,43 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.close()
             return False
+        return True
+
+    # -- GOG endpoints (simulator/gog.py) ---------------------------------------------
+
+    def _gog(self, path: str, query: dict[str, str]) -> bool:
+        """Serve a GOG endpoint; False when the path is not one."""
+        gog = self.server.gog
+        stats = path.startswith("/u/") and path.endswith("/games/stats")
+        endpoint = {
+            "/auth": "gog_auth",
+            "/token": "gog_token",
+            "/userData.json": "gog_userData",
+            "/user/data/games": "gog_owned",
+            "/account/getFilteredProducts": "gog_products",
+        }.get(path, "gog_stats" if stats else None)
+        if endpoint is None:
+            return False
+        if not self._admit(endpoint):
+            return True
+        if endpoint in ("gog_auth", "gog_token"):
+            answer = gog.login(query) if endpoint == "gog_auth" else gog.token(query)
+        elif (account := gog.account_of(self.headers.get("Authorization"))) is None:
+            answer = GogAnswer(401, '{"error": "invalid_token"}')
+        elif endpoint == "gog_userData":
+            answer = gog.user_data(account)
+        elif endpoint == "gog_owned":
+            answer = gog.owned_ids(account)
+        elif endpoint == "gog_products":
+            answer = gog.products(account, query)
+        else:
+            profile = parse_account(path.split("/")[2])
+            answer = (
+                gog.stats(profile, query)
+                if profile is not None
+                else GogAnswer(404, '{"error": "not_found"}')
+            )
+        self._send(answer.status, answer.body, answer.content_type, answer.headers)
         return True
 
     # -- Steam endpoints ----------------------------------------------------------
@@ -242,6 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _SimulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     state: SimulatorState
+    gog: GogState
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timed out, hung up) is normal here, not worth a traceback."""
@@ -256,12 +313,18 @@ class SimulatorServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = "sim-key") -> None:
         self._httpd = _SimulatorHTTPServer((host, port), _Handler)
         self._httpd.state = SimulatorState(api_key)
+        self._httpd.gog = GogState()
         self._thread: threading.Thread | None = None
 
     @property
     def state(self) -> SimulatorState:
         """The live state (tests can read counters directly when in-process)."""
         return self._httpd.state
+
+    @property
+    def gog(self) -> GogState:
+        """GOG's live state (codes, tokens, revocations, library changes)."""
+        return self._httpd.gog
 
     @property
     def url(self) -> str:

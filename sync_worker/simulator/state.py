@@ -52,9 +52,13 @@ class SimulatorState:
         self.faults: list[Fault] = []
         # Per API ("webapi", or "store" for appdetails): (calls, window_s) answered 429 above.
         self.rate_limits: dict[str, tuple[int, float]] = {}
-        self.recent_calls: dict[str, deque[float]] = {"webapi": deque(), "store": deque()}
+        self.recent_calls: dict[str, deque[float]] = {
+            "webapi": deque(),
+            "store": deque(),
+            "gog": deque(),
+        }
         self.rejected_429 = 0
-        self.peak_window_calls = {"webapi": 0, "store": 0}  # most admitted in one window
+        self.peak_window_calls = {"webapi": 0, "store": 0, "gog": 0}  # most in one window
         # Recent GetOwnedGames answers as sent, until their library changes (see owned_body).
         self._bodies: dict[tuple[str, bool, bool], bytes] = {}
         self._revision = 0  # bumped by every library change: a body built before is stale
@@ -69,13 +73,19 @@ class SimulatorState:
             for recent in self.recent_calls.values():
                 recent.clear()
             self.rejected_429 = 0
-            self.peak_window_calls = {"webapi": 0, "store": 0}
+            self.peak_window_calls = {"webapi": 0, "store": 0, "gog": 0}
             self._bodies.clear()
             self._revision += 1
 
     def count_call(self, endpoint: str) -> bool:
         """Count a call; return False when its API's rate limit rejects it."""
-        api = "store" if endpoint == "appdetails" else "webapi"
+        api = (
+            "store"
+            if endpoint == "appdetails"
+            else "gog"
+            if endpoint.startswith("gog")
+            else "webapi"
+        )
         with self.lock:
             self.calls[endpoint] += 1
             if api not in self.rate_limits:
