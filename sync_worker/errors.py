@@ -61,15 +61,54 @@ class SteamBadResponse(TransientError):
     default_message = "Steam sent an unreadable response; the sync will be retried."
 
 
-class SteamRateLimited(TransientError):
+class PlatformRateLimited(TransientError):
+    """A platform says to slow down (HTTP 429), maybe with how long to wait."""
+
+    def __init__(self, message: str | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SteamRateLimited(PlatformRateLimited):
     """Steam (or our own limiter) says to slow down."""
 
     code = "steam_rate_limited"
     default_message = "Steam is rate limiting us; the sync will resume when it allows."
 
-    def __init__(self, message: str | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+
+class GogUnavailable(TransientError):
+    """GOG answered 5xx or could not be reached."""
+
+    code = "gog_unavailable"
+    default_message = "GOG is unavailable right now; the sync will be retried."
+
+
+class GogTimeout(TransientError):
+    """GOG did not answer in time."""
+
+    code = "gog_timeout"
+    default_message = "GOG did not answer in time; the sync will be retried."
+
+
+class GogBadResponse(TransientError):
+    """GOG sent a body we could not read (truncated, not JSON, an HTML page)."""
+
+    code = "gog_bad_response"
+    default_message = "GOG sent an unreadable response; the sync will be retried."
+
+
+class GogRateLimited(PlatformRateLimited):
+    """GOG answered 429."""
+
+    code = "gog_rate_limited"
+    default_message = "GOG is rate limiting us; the sync will resume when it allows."
+
+
+class GogUnauthorized(TransientError):
+    """GOG refused the access token (expired or revoked): refresh it, then try again."""
+
+    code = "gog_unauthorized"
+    default_message = "GOG refused the access token; it will be refreshed."
 
 
 class RateLimitExhausted(TransientError):
@@ -150,6 +189,41 @@ class SteamBadRequest(PermanentError):
 
     code = "steam_bad_request"
     default_message = "Steam refused the request as malformed."
+
+
+class GogResponseTooLarge(PermanentError):
+    """GOG's answer is bigger than STEAM_MAX_RESPONSE_MB (the same bound for every platform)."""
+
+    code = "gog_response_too_large"
+    default_message = "GOG's answer was too large to process."
+
+
+class GogRefused(PermanentError):
+    """GOG refused the request itself (HTTP 400, 403, 404): asking again will not help."""
+
+    code = "gog_refused"
+    default_message = "GOG refused the request."
+
+
+class GogLoginRejected(PermanentError):
+    """GOG refused the login code: used already, expired (about a minute) or issued for
+    another redirect URI."""
+
+    code = "gog_login_rejected"
+    default_message = (
+        "GOG refused the login code (used already, expired, or for another redirect URI):"
+        " log in to GOG again and exchange the new code at once."
+    )
+
+
+class RelinkRequired(PermanentError):
+    """GOG no longer accepts the account's refresh token: the user must link it again."""
+
+    code = "relink_required"
+    default_message = (
+        "GOG no longer accepts this account's authorization: link the GOG account again;"
+        " stored games were kept."
+    )
 
 
 class PrivateProfile(PermanentError):

@@ -102,7 +102,7 @@ NO_DAILY_CAP = 1 << 53  # the store has no daily cap
 
 
 def buckets_from(settings: Settings) -> dict[str, Bucket]:
-    """The Steam buckets as configured."""
+    """Every platform's buckets as configured."""
     return {
         "steam_webapi": Bucket(
             "steam_webapi",
@@ -115,6 +115,9 @@ def buckets_from(settings: Settings) -> dict[str, Bucket]:
             settings.steam_store_calls_per_window,
             settings.steam_store_window_seconds,
             NO_DAILY_CAP,
+        ),
+        "gog_api": Bucket(
+            "gog_api", settings.gog_calls_per_window, settings.gog_window_seconds, NO_DAILY_CAP
         ),
     }
 

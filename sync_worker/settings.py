@@ -109,6 +109,16 @@ class Settings(BaseSettings):
     # queues per broker command: with ~4 consumers that visits every queue about each second.
     broker_maintenance_interval_s: float = Field(default=0.25, gt=0)
 
+    # GOG (docs/integration.md): its three hosts, the global `gog_api` budget (GOG
+    # publishes no limit: two calls a second for every worker together), and the keys
+    # that encrypt its tokens at rest (comma-separated Fernet keys; the first encrypts).
+    gog_auth_base_url: str = "https://auth.gog.com"
+    gog_embed_base_url: str = "https://embed.gog.com"
+    gog_www_base_url: str = "https://www.gog.com"
+    gog_calls_per_window: int = Field(default=120, ge=1)
+    gog_window_seconds: float = Field(default=60, gt=0)
+    credentials_key: SecretStr | None = None
+
     # The operator's dashboard (docs/dashboard.md). Required in production and on any
     # address but loopback; the read-only token shows everything and can do nothing.
     dashboard_token: SecretStr | None = None
@@ -132,14 +142,27 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Every secret these settings hold, for the log redactor: the Steam key, the
-        database and Redis passwords and the dashboard's tokens."""
-        tokens = (self.steam_api_key, self.dashboard_token, self.dashboard_readonly_token)
+        database and Redis passwords, the dashboard's tokens and the credentials keys."""
+        tokens = (
+            self.steam_api_key,
+            self.dashboard_token,
+            self.dashboard_readonly_token,
+            self.credentials_key,
+        )
         found = [
             *(token.get_secret_value() for token in tokens if token is not None),
+            *self.credentials_keys,  # each alone too: a line may hold one of them
             *url_secrets(self.database_url),
             *url_secrets(self.redis_url),
         ]
         return [secret for secret in found if secret]
+
+    @property
+    def credentials_keys(self) -> list[str]:
+        """The keys of CREDENTIALS_KEY, the one that encrypts first."""
+        if self.credentials_key is None:
+            return []
+        return [k.strip() for k in self.credentials_key.get_secret_value().split(",") if k.strip()]
 
     @property
     def is_production(self) -> bool:

@@ -1,9 +1,11 @@
-"""GET JSON from Steam under a rate-limit gate, with every failure mapped to our errors.
+"""GET JSON from a platform (Steam, GOG) under a rate-limit gate, every failure mapped to
+our errors (each platform names its own, `PlatformErrors`).
 
 One `requests.Session` per thread; timeouts on every call; bodies read in chunks and
-refused above STEAM_MAX_RESPONSE_MB. Secrets: the Web API key travels in the query
-string, so every `requests` exception (whose text holds the full URL) is replaced by one
-of ours raised outside the `except` block: no chained context, no quoted URL.
+refused above STEAM_MAX_RESPONSE_MB. Secrets: Steam's Web API key travels in the query
+string and GOG's tokens in a header, so every `requests` exception (whose text holds the
+full URL) is replaced by one of ours raised outside the `except` block: no chained
+context, no quoted URL, no header.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import requests
 
 from .. import metrics
 from ..errors import (
+    PermanentError,
+    PlatformRateLimited,
     SteamBadRequest,
     SteamBadResponse,
     SteamKeyRejected,
@@ -25,6 +30,7 @@ from ..errors import (
     SteamTimeout,
     SteamUnavailable,
     SyncWorkerError,
+    TransientError,
 )
 from ..settings import Settings
 from .storable import has_unstorable_escape, storable
@@ -50,6 +56,20 @@ class CallGate(Protocol):
         """A call went through."""
 
 
+@dataclass(frozen=True)
+class PlatformErrors:
+    """How one platform's failures are named: its name in sentences, its error classes,
+    and what an HTTP error status means there."""
+
+    name: str
+    unavailable: type[TransientError]
+    timeout: type[TransientError]
+    bad_response: type[TransientError]
+    rate_limited: type[PlatformRateLimited]
+    too_large: type[PermanentError]
+    for_status: Callable[[int, str, bytes, str], None]  # raises (status, Retry-After, body, what)
+
+
 def _session() -> requests.Session:
     session: requests.Session | None = getattr(_sessions, "session", None)
     if session is None:
@@ -58,8 +78,8 @@ def _session() -> requests.Session:
     return session
 
 
-class SteamHttp:
-    """JSON GETs to one Steam host, each one first admitted by the gate's `bucket`."""
+class PlatformHttp:
+    """JSON GETs to one platform host, each one first admitted by the gate's `bucket`."""
 
     def __init__(
         self,
@@ -68,8 +88,10 @@ class SteamHttp:
         bucket: str,
         gate: CallGate | None = None,
         extra_params: dict[str, str] | None = None,
+        errors: PlatformErrors | None = None,
     ) -> None:
         self.bucket = bucket
+        self.errors = errors or STEAM_ERRORS
         self.calls = 0  # requests sent so far, 429s included
         self._base = base_url.rstrip("/")
         self._gate = gate
@@ -78,9 +100,21 @@ class SteamHttp:
         self._max_mb = settings.steam_max_response_mb
         self._max_bytes = int(self._max_mb * 1024 * 1024)
 
-    def get(self, path: str, params: dict[str, Any], what: str) -> dict[str, Any]:
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any],
+        what: str,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The JSON object at `path`; `what` names the call in error messages."""
-        return self.fetch(path, params, what, lambda chunks: _json_object(b"".join(chunks), what))
+        return self.fetch(
+            path,
+            params,
+            what,
+            lambda chunks: _json_object(b"".join(chunks), what, self.errors),
+            headers,
+        )
 
     def fetch(
         self,
@@ -88,6 +122,7 @@ class SteamHttp:
         params: dict[str, Any],
         what: str,
         read: Callable[[Iterator[bytes]], T],
+        headers: dict[str, str] | None = None,
     ) -> T:
         """What `read` makes of a successful answer's body, handed over in chunks as they
         arrive (at most STEAM_MAX_RESPONSE_MB in all). Error answers never reach `read`."""
@@ -97,8 +132,8 @@ class SteamHttp:
                 self._gate.acquire(self.bucket)
             self.calls += 1
             try:
-                result = self._send(path, params, what, read)
-            except SteamRateLimited as exc:
+                result = self._send(path, params, what, read, headers)
+            except PlatformRateLimited as exc:
                 metrics.steam_call(self.bucket, "429")
                 if self._gate is None:
                     raise
@@ -112,19 +147,30 @@ class SteamHttp:
             if self._gate is not None:
                 self._gate.succeeded(self.bucket)
             return result
-        raise SteamRateLimited(f"Steam kept answering {what} with 429 after backing off.")
+        name = self.errors.name
+        raise self.errors.rate_limited(f"{name} kept answering {what} with 429 after backing off.")
 
     def _send(
-        self, path: str, params: dict[str, Any], what: str, read: Callable[[Iterator[bytes]], T]
+        self,
+        path: str,
+        params: dict[str, Any],
+        what: str,
+        read: Callable[[Iterator[bytes]], T],
+        headers: dict[str, str] | None,
     ) -> T:
-        error: SteamTimeout | SteamUnavailable | SteamBadResponse
+        errors, name = self.errors, self.errors.name
+        error: TransientError
         try:
             with _session().get(
-                self._base + path, params=params, timeout=self._timeout, stream=True
+                self._base + path,
+                params=params,
+                headers=headers,
+                timeout=self._timeout,
+                stream=True,
             ) as response:
                 chunks = self._chunks(response, what)
                 if response.status_code >= 400:
-                    _raise_for_status(
+                    errors.for_status(
                         response.status_code,
                         response.headers.get("Retry-After", ""),
                         b"".join(chunks),
@@ -132,24 +178,25 @@ class SteamHttp:
                     )
                 return read(chunks)
         except requests.Timeout:
-            error = SteamTimeout(f"Steam did not answer {what} in time.")
+            error = errors.timeout(f"{name} did not answer {what} in time.")
         except requests.exceptions.ChunkedEncodingError:
-            error = SteamBadResponse(f"Steam's {what} answer was cut off.")
+            error = errors.bad_response(f"{name}'s {what} answer was cut off.")
         except requests.RequestException as exc:
             # Streaming reads report a read timeout as a ConnectionError.
             if "timed out" in str(exc).lower():
-                error = SteamTimeout(f"Steam did not answer {what} in time.")
+                error = errors.timeout(f"{name} did not answer {what} in time.")
             else:
-                error = SteamUnavailable(
-                    f"Could not reach Steam for {what} ({type(exc).__name__})."
+                error = errors.unavailable(
+                    f"Could not reach {name} for {what} ({type(exc).__name__})."
                 )
         # Raised outside the except block: no __context__ chain holding the URL (and key).
         raise error
 
     def _chunks(self, response: requests.Response, what: str) -> Iterator[bytes]:
         """The body in chunks, refusing more than STEAM_MAX_RESPONSE_MB (never held whole)."""
-        too_large = SteamResponseTooLarge(
-            f"Steam's {what} answer is larger than {self._max_mb:g} MB (STEAM_MAX_RESPONSE_MB)."
+        too_large = self.errors.too_large(
+            f"{self.errors.name}'s {what} answer is larger than {self._max_mb:g} MB"
+            " (STEAM_MAX_RESPONSE_MB)."
         )
         declared = response.headers.get("Content-Length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > self._max_bytes:
@@ -162,26 +209,38 @@ class SteamHttp:
             yield chunk
 
 
-def _raise_for_status(status: int, retry_after: str, body: bytes, what: str) -> None:
+def _steam_status(status: int, retry_after: str, body: bytes, what: str) -> None:
     if status == 403 and _KEY_REJECTED_MARKER in body.decode("utf-8", "replace").lower():
         raise SteamKeyRejected()
     if status in (403, 429):  # Steam sometimes answers 403 where it means 429
-        raise SteamRateLimited(retry_after_s=_retry_after(retry_after))
+        raise SteamRateLimited(retry_after_s=retry_after_s(retry_after))
     if status in (400, 414, 431):  # malformed, or a URL / header too long: bad input, not an outage
         raise SteamBadRequest(f"Steam refused the {what} request as malformed (HTTP {status}).")
     raise SteamUnavailable(f"Steam answered {what} with HTTP {status}.")
 
 
-def _json_object(body: bytes, what: str) -> dict[str, Any]:
+STEAM_ERRORS = PlatformErrors(
+    name="Steam",
+    unavailable=SteamUnavailable,
+    timeout=SteamTimeout,
+    bad_response=SteamBadResponse,
+    rate_limited=SteamRateLimited,
+    too_large=SteamResponseTooLarge,
+    for_status=_steam_status,
+)
+
+
+def _json_object(body: bytes, what: str, errors: PlatformErrors) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except ValueError:
-        raise SteamBadResponse(f"Steam's {what} answer was not valid JSON.") from None
+        raise errors.bad_response(f"{errors.name}'s {what} answer was not valid JSON.") from None
     if not isinstance(value, dict):
-        raise SteamBadResponse(f"Steam's {what} answer was not a JSON object.")
+        raise errors.bad_response(f"{errors.name}'s {what} answer was not a JSON object.")
     return dict(storable(value)) if has_unstorable_escape(body) else value
 
 
-def _retry_after(value: str) -> float | None:
+def retry_after_s(value: str) -> float | None:
+    """Seconds of a Retry-After header in seconds (a date, or nothing: None)."""
     value = value.strip()
     return float(value) if value.isascii() and value.isdigit() else None

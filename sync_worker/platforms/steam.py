@@ -17,7 +17,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from .compact_split import CompactEntries, NotCompact
-from .http import CallGate, SteamHttp
+from .http import CallGate, PlatformHttp
 from .json_stream import ArrayStream, JsonStreamError
 from .owned_game import OwnedGame
 from .owned_library import OwnedLibrary, OwnedLibraryBuilder, ReceivedAnswer, SameAnswer
@@ -38,7 +38,7 @@ class SteamClient:
 
     def __init__(self, settings: Settings, gate: CallGate | None = None) -> None:
         key = settings.steam_api_key
-        self._http = SteamHttp(
+        self._http = PlatformHttp(
             settings,
             settings.steam_api_base_url,
             WEBAPI_BUCKET,

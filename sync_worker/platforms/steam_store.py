@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..settings import Settings
-from .http import CallGate, SteamHttp
+from .http import CallGate, PlatformHttp
 from .store_details import StoreDetails, parse_app_details
 
 STORE_BUCKET = "steam_store"
@@ -13,7 +13,7 @@ class SteamStore:
     """Store pages: no key, about 200 calls per 5 minutes per IP."""
 
     def __init__(self, settings: Settings, gate: CallGate | None = None) -> None:
-        self._http = SteamHttp(settings, settings.steam_store_base_url, STORE_BUCKET, gate)
+        self._http = PlatformHttp(settings, settings.steam_store_base_url, STORE_BUCKET, gate)
 
     @property
     def calls(self) -> int:
