@@ -27,6 +27,7 @@ import structlog
 
 from . import client as sync_client
 from . import keys
+from .platforms.gog import REDIRECT_URI
 from .runtime import get_runtime, redis_options
 from .sync.progress import FINAL_STATUSES, ProgressEvent
 
@@ -99,6 +100,12 @@ class AsyncClient:
     async def register_steam_library(self, identity: str) -> str:
         """`client.register_steam_library`: a SteamID64, profile URL or custom URL name."""
         return await asyncio.to_thread(sync_client.register_steam_library, identity)
+
+    async def link_gog_library(self, code: str, *, redirect_uri: str = REDIRECT_URI) -> str:
+        """`client.link_gog_library`: exchange a GOG login code at once, link the account."""
+        return await asyncio.to_thread(
+            sync_client.link_gog_library, code, redirect_uri=redirect_uri
+        )
 
     async def request_sync(
         self, library_id: str, *, force: bool = False, sync_type: str = "manual"

@@ -27,6 +27,7 @@ environment (all settings: docs/operations.md; a .env file is read too):
   STEAM_API_BASE_URL  point at `sync-worker simulator` to sync without a key
   SYNC_WORKER_HOME    embedded servers' data (default ~/.local/share/sync-worker)
   SYNC_WORKER_ENV     production: missing URLs are errors (any Heroku dyno counts)
+  CREDENTIALS_KEY     Fernet key(s) sealing GOG tokens; required in production for GOG
   DASHBOARD_TOKEN     the dashboard's operator token (DASHBOARD_READONLY_TOKEN: view only)
   LOG_LEVEL, LOG_FORMAT   INFO / json or console
 
@@ -36,6 +37,7 @@ exit status:
 """
 
 STEAM_ID_HELP = "SteamID64, profile URL or custom URL name"
+GOG_REDIRECT_URI = "https://embed.gog.com/on_login_success?origin=client"  # platforms.gog
 LIBRARY_ID_HELP = "the library's id (a UUID, as `sync` and `enqueue` print it)"
 
 
@@ -174,6 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
         "run the auto-sync scheduler (periodiq) in the foreground, exactly one per deployment;"
         " SIGTERM or Ctrl-C stop it (exit 0)",
     )
+
+    link = command(
+        "link",
+        "link a GOG account from a terminal: prints GOG's login URL, reads the address the"
+        " login ends on (or its code); prints the library id as JSON",
+        json_output=True,
+    )
+    link.add_argument("platform", choices=["gog"], help="the platform (gog)")
+    link.add_argument("--code", help="the login code (else it is read from standard input)")
+    link.add_argument(
+        "--redirect-uri",
+        default=GOG_REDIRECT_URI,
+        help="the redirect URI the login used (%(default)s)",
+    )
+
+    keys_cmd = command(
+        "credentials",
+        "the keys that seal linked accounts' tokens (CREDENTIALS_KEY): print a new key, or"
+        " re-seal every stored token with the first key",
+        json_output=True,
+    )
+    keys_cmd.add_argument("action", choices=["new-key", "rotate-key"])
 
     board = command(
         "dashboard",

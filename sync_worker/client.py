@@ -13,11 +13,13 @@ from typing import Any, cast
 
 from . import keys, sending
 from .errors import RateLimitDeferred, RateLimitExhausted
+from .platforms.gog import REDIRECT_URI, GogAuth, GogLibrary
 from .platforms.steam import SteamClient
 from .runtime import get_runtime
-from .store import libraries, runs
+from .store import credentials, libraries, runs
 from .sync.cancels import request_cancel
 from .sync.progress import FINAL_STATUSES, EventError, ProgressEvent, last_event
+from .vault import Vault
 
 
 def register_steam_library(identity: str, *, steam: SteamClient | None = None) -> str:
@@ -41,6 +43,33 @@ def register_steam_library(identity: str, *, steam: SteamClient | None = None) -
         raise RateLimitExhausted(exc.retry_after_s, exc.bucket) from None
     with runtime.pool.connection() as conn:
         return libraries.register_library(conn, "steam", steam_id, name)
+
+
+def link_gog_library(code: str, *, redirect_uri: str = REDIRECT_URI) -> str:
+    """Link (or find) the GOG account a login code stands for; return its library id.
+
+    The web service sends the user to `platforms.gog.login_url()`; GOG's login page ends
+    on `redirect_uri` with `?code=...`, valid about a minute and once: call this at once.
+    Exchanges the code for tokens, reads the account's id and name (2 GOG calls, through
+    the global `gog_api` budget), registers the library (`platform = 'gog'`) and stores
+    the tokens sealed with CREDENTIALS_KEY, in one transaction. An account linked before
+    returns its library, with the new tokens. Raises GogLoginRejected for a code GOG
+    refuses, ConfigurationError in production without CREDENTIALS_KEY (before the code
+    is spent), RateLimitExhausted when there is no budget soon.
+    """
+    runtime = get_runtime()
+    vault = Vault.from_settings(runtime.settings)
+    limiter = runtime.limiter()
+    try:
+        tokens = GogAuth(runtime.settings, gate=limiter).exchange_code(code, redirect_uri)
+        user = GogLibrary(runtime.settings, tokens.access_token, gate=limiter).user()
+    except RateLimitDeferred as exc:
+        raise RateLimitExhausted(exc.retry_after_s, exc.bucket) from None
+    sealed = vault.seal(tokens.refresh_token, tokens.access_token, tokens.expires_at)
+    with runtime.pool.connection() as conn, conn.transaction():
+        library_id = libraries.register_library(conn, "gog", tokens.user_id, user.username)
+        credentials.save(conn, library_id, sealed)
+    return library_id
 
 
 def request_sync(library_id: str, *, force: bool = False, sync_type: str = "manual") -> str:

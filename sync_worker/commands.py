@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
@@ -24,6 +25,7 @@ from .client import (
     get_history,
     get_status,
     iter_progress,
+    link_gog_library,
     register_steam_library,
     request_sync,
 )
@@ -43,6 +45,7 @@ from .exit_codes import EXIT_OK, EXIT_SYNC_FAILED, EXIT_UNAVAILABLE
 from .health import check_health
 from .heartbeats import live_workers
 from .infrastructure import infrastructure_error
+from .platforms import gog
 from .platforms.steam import SteamClient
 from .progress_bar import SyncProgressBar
 from .ratelimit import RateLimiter
@@ -57,6 +60,7 @@ from .store.migrations import migrate
 from .sync.engine import SyncEngine
 from .sync.outcome import SyncOutcome
 from .sync.progress import ProgressPublisher
+from .vault import Vault, new_key, reseal_all
 
 CHECK_WITHIN_S = 2.0  # a command answers "unavailable" quickly; workers are more patient
 
@@ -330,6 +334,46 @@ def cmd_enrich(args: argparse.Namespace) -> int:
         return EXIT_OK
     queued = queue_all(runtime, include_stale=args.all_stale)
     print(json.dumps({"queued": queued}))
+    return EXIT_OK
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    """Link a GOG account: the login URL, then the code (from --code or standard input)."""
+    runtime = ready_runtime()
+    Vault.from_settings(runtime.settings)  # refused in production without a key: no code spent
+    code = args.code
+    if code is None:
+        print(
+            f"Log in to GOG in a browser:\n  {gog.login_url(runtime.settings, args.redirect_uri)}\n"
+            "then paste the address the login ends on (or just its code):",
+            file=sys.stderr,
+            flush=True,
+        )
+        code = sys.stdin.readline()
+    code = _login_code(code)
+    library_id = link_gog_library(code, redirect_uri=args.redirect_uri)
+    print(json.dumps({"library_id": library_id, "platform": "gog"}))
+    return EXIT_OK
+
+
+def _login_code(text: str) -> str:
+    """The code in what was pasted: the redirect's whole address, or the code alone."""
+    text = text.strip()
+    if "code=" in text:
+        found = parse_qs(urlsplit(text).query).get("code")
+        text = found[0] if found else ""
+    if not text:
+        raise MalformedMessage("no GOG login code was given.")
+    return text
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    """Print a new Fernet key, or re-seal every stored token with CREDENTIALS_KEY's first."""
+    if args.action == "new-key":
+        print(new_key())
+        return EXIT_OK
+    runtime = ready_runtime()
+    print(json.dumps({"resealed": reseal_all(runtime.pool, Vault.from_settings(runtime.settings))}))
     return EXIT_OK
 
 

@@ -74,6 +74,9 @@ def settings(server_urls: tuple[str, str], simulator: SimulatorServer) -> Settin
         steam_api_key=SecretStr(TEST_KEY),
         steam_api_base_url=simulator.url,
         steam_store_base_url=simulator.url,
+        gog_auth_base_url=simulator.url,
+        gog_embed_base_url=simulator.url,
+        gog_www_base_url=simulator.url,
         steam_read_timeout_s=5.0,
         sync_batch_size=100,
         sync_lock_ttl_s=5.0,
@@ -279,7 +282,9 @@ def fetch_all(runtime: Runtime, sql: str, *params: Any) -> list[tuple[Any, ...]]
 def subprocess_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for a child process (CLI, worker) on the test servers and simulator."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_", "STEAM_"))
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "REDIS_", "STEAM_", "GOG_", "CREDENTIALS_"))
     }
     env.update(
         DATABASE_URL=str(settings.database_url),
@@ -287,6 +292,9 @@ def subprocess_env(settings: Settings, tmp_path_factory: pytest.TempPathFactory)
         STEAM_API_KEY=TEST_KEY,
         STEAM_API_BASE_URL=settings.steam_api_base_url,
         STEAM_STORE_BASE_URL=settings.steam_store_base_url,
+        GOG_AUTH_BASE_URL=settings.gog_auth_base_url,
+        GOG_EMBED_BASE_URL=settings.gog_embed_base_url,
+        GOG_WWW_BASE_URL=settings.gog_www_base_url,
         SYNC_WORKER_ENV="test",
         SYNC_BATCH_SIZE="100",
         LOG_LEVEL="DEBUG",

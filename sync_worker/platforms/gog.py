@@ -59,9 +59,14 @@ class GogTokens:
     refresh_token: str = field(repr=False)
     expires_at: datetime
 
-    def fresh(self, now: datetime | None = None) -> bool:
+    def fresh(self) -> bool:
         """Whether the access token is good for a while yet."""
-        return self.expires_at - REFRESH_MARGIN > (now or datetime.now(UTC))
+        return is_fresh(self.expires_at)
+
+
+def is_fresh(expires_at: datetime) -> bool:
+    """Whether an access token expiring then is good for a while yet (else: refresh it)."""
+    return expires_at - REFRESH_MARGIN > datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,10 @@ def test_0008_packs_the_slice_digests_already_stored(runtime):
             )
         conn.commit()
 
-        assert migrate(conn) == ["0008_library_digests", "0009_dashboard_indexes"]
+        assert migrate(conn) == [
+            "0008_library_digests",
+            "0009_dashboard_indexes",
+            "0010_platform_credentials",
+        ]
         packed = digests.stored_digests(conn, library_id)
     assert packed == digests.StoredDigests(stored, None)
