@@ -42,6 +42,7 @@ from .sending import (
 )
 from .settings import Settings
 from .sync.engine import SyncEngine
+from .sync.gog_run import GogRun
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +76,8 @@ def sync_library(library_id: str, force: bool = False, sync_type: str = "manual"
         lambda: SteamClient(settings, gate=limiter),
         stopping=runtime.stopping,
         outages_waited_out=True,
+        gate=limiter,
+        platform_runs={"gog": GogRun},
     )
     started = time.monotonic()
     try:

@@ -30,6 +30,7 @@ from sync_worker.simulator import SimulatorServer
 from sync_worker.store import libraries
 from sync_worker.store.migrations import migrate
 from sync_worker.sync.engine import AfterBatch, SyncEngine
+from sync_worker.sync.gog_run import GogRun
 
 TEST_KEY = "test-key-5EC12E7-do-not-log"
 # The suite's embedded servers live in the checkout (`make clean` removes them), not in the
@@ -266,7 +267,13 @@ def make_engine(runtime: Runtime) -> Callable[..., SyncEngine]:
     ) -> SyncEngine:
         s = settings or runtime.settings
         return SyncEngine(
-            s, runtime.redis, runtime.pool, lambda: SteamClient(s), after_batch=after_batch
+            s,
+            runtime.redis,
+            runtime.pool,
+            lambda: SteamClient(s),
+            after_batch=after_batch,
+            gate=runtime.limiter(),
+            platform_runs={"gog": GogRun},
         )
 
     return _make

@@ -166,7 +166,7 @@ def test_health_names_a_missing_migration_and_migrate_needs_no_redis(
 
     after = cli(env, "health")
     assert after.returncode == 0, after.stderr
-    assert json.loads(after.stdout)["schema"]["applied"] == "0010_platform_credentials"
+    assert json.loads(after.stdout)["schema"]["applied"] == "0011_relink_required"
 
 
 def test_version_and_every_option_has_help():

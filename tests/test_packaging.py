@@ -169,7 +169,7 @@ def test_the_image_installs_from_the_lock_and_nothing_shadows_it(image):
     served = in_image(image, "sync-worker", "dashboard", "--help")
     assert served.returncode == 0 and "DASHBOARD_TOKEN" in served.stdout
     assert sorted(p.name for p in (package / "store" / "migrations").glob("*.sql"))[-1] == (
-        "0010_platform_credentials.sql"
+        "0011_relink_required.sql"
     )
     frozen = in_image(image, "pip", "freeze", "--exclude", "sync-worker").stdout.split()
     assert pins(frozen) == pins((ROOT / "requirements.lock").read_text().splitlines())

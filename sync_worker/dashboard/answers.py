@@ -17,7 +17,7 @@ from ..sending import SYNC_TYPES
 from ..store.reports import HISTORY_FILTERS
 from .reads import dumps
 
-RUN_STATUSES = ("running", "completed", "failed", "private", "cancelled")
+RUN_STATUSES = ("running", "completed", "failed", "private", "cancelled", "relink_required")
 
 
 class Refused(Exception):

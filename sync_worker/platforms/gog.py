@@ -215,6 +215,26 @@ class GogLibrary:
             products=[p for p in products if isinstance(p, dict) and isinstance(p.get("id"), int)],
         )
 
+    def movie_ids(self) -> set[int]:
+        """The owned movies (`mediaType=2`, every page): owned products that are no games."""
+        movies: set[int] = set()
+        page, pages = 1, 1
+        while page <= pages:
+            data = self._embed.get(
+                "/account/getFilteredProducts",
+                {"mediaType": 2, "hiddenFlag": 1, "page": page},
+                f"movies page {page}",
+                self._headers,
+            )
+            pages = max(1, int(data.get("totalPages") or 1))
+            products = data.get("products")
+            listed = products if isinstance(products, list) else []
+            movies |= {
+                p["id"] for p in listed if isinstance(p, dict) and isinstance(p.get("id"), int)
+            }
+            page += 1
+        return movies
+
     def stats_page(self, username: str, page: int) -> StatsPage | None:
         """A page of play stats, most recent session first; None when the profile is private."""
         try:

@@ -158,7 +158,7 @@ def stats_of(account: GogAccount, product_id: int, bonus: int) -> dict[str, Any]
         return None
     last = catalog.NOW - ((k * 7_919 + account.seed) % 5_000) * 3_600
     if bonus:
-        last = catalog.NOW + 60 * bonus  # just played
+        last = int(time.time())  # played just now (the catalog's own sessions are from 2025)
     return {
         "playtime": 1 + (k * 31 + account.seed) % 6_000 + bonus,
         "lastSession": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(last)),

@@ -39,7 +39,9 @@ SELECT platform_game_id FROM claimed ORDER BY length(platform_game_id), platform
 _CLAIM_FOR_LIBRARY = _CLAIM.format(
     join="JOIN library_games AS lg"
     " ON lg.platform = g.platform AND lg.platform_game_id = g.platform_game_id",
-    where=f"lg.library_id = %(library_id)s AND lg.removed_at IS NULL AND {_CLAIMABLE}",
+    # Store details are Steam's: another platform's games are never sent to its store.
+    where=f"lg.library_id = %(library_id)s AND lg.platform = 'steam' AND lg.removed_at IS NULL"
+    f" AND {_CLAIMABLE}",
 )
 _CLAIM_ALL = _CLAIM.format(
     join="",

@@ -12,7 +12,10 @@ from datetime import datetime, timedelta
 #: that way (1 day, 3 days, then weekly), and at its normal interval once it works again.
 PERMANENT_BACKOFF = (timedelta(days=1), timedelta(days=3), timedelta(days=7))
 #: A library too large for STEAM_MAX_RESPONSE_MB stays too large until someone raises it.
-ACCOUNT_PROBLEMS = frozenset({"private_profile", "invalid_steam_id", "steam_response_too_large"})
+#: A GOG account to link again waits likewise: the scheduler never hot-loops on it.
+ACCOUNT_PROBLEMS = frozenset(
+    {"private_profile", "invalid_steam_id", "steam_response_too_large", "relink_required"}
+)
 #: Any other failure (Steam down past every retry, a bad key) is tried again this soon.
 FAILED_RETRY_DELAY = timedelta(hours=1)
 

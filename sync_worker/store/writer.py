@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from psycopg import Connection
 
@@ -113,6 +115,42 @@ _COUNT_OWNED = """
 SELECT count(*) FROM library_games
 WHERE library_id = %(library_id)s AND platform = %(platform)s AND removed_at IS NULL
 """
+
+
+@dataclass(frozen=True)
+class StoredGame:
+    """What a library row holds of a game a platform told us of before (GOG's playtime
+    comes apart from its titles: a sync keeps what it did not read again)."""
+
+    playtime_minutes: int
+    last_played_at: datetime | None
+    raw_data: dict[str, Any]
+
+
+# A page's ids (at most a few hundred), joined as a set: an index probe per id under
+# any plan.
+_STORED_GAMES = """
+SELECT lg.platform_game_id, lg.playtime_minutes, lg.last_played_at, lg.raw_data
+FROM unnest(%(ids)s::text[]) AS i (platform_game_id)
+JOIN library_games lg ON lg.library_id = %(library_id)s AND lg.platform = %(platform)s
+                     AND lg.platform_game_id = i.platform_game_id
+"""
+
+
+def stored_games(
+    conn: Connection[Any], library_id: str, platform: str, ids: list[str]
+) -> dict[str, StoredGame]:
+    """The library's rows for these ids (a page's worth), owned or removed."""
+    rows = conn.execute(
+        _STORED_GAMES, {"library_id": library_id, "platform": platform, "ids": ids}
+    ).fetchall()
+    return {game_id: StoredGame(minutes, last, raw) for game_id, minutes, last, raw in rows}
+
+
+def owned_game_ids(conn: Connection[Any], library_id: str, platform: str) -> set[str]:
+    """The ids the library owns as stored."""
+    params = {"library_id": library_id, "platform": platform}
+    return {game_id for (game_id,) in conn.execute(_OWNED_IDS, params).fetchall()}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -25,11 +25,13 @@ from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from ..errors import (
+    ConfigurationError,
     Interrupted,
     LockLost,
     OwnOutage,
     PermanentError,
     PrivateProfile,
+    RelinkRequired,
     SyncAlreadyRunning,
     SyncCancelled,
     SyncDeferred,
@@ -39,6 +41,7 @@ from ..errors import (
 )
 from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 from ..platforms import PlatformAdapter, SameAnswer
+from ..platforms.http import CallGate
 from ..platforms.owned_library import OwnedLibrary, iter_batches
 from ..settings import Settings
 from ..store import digests, libraries, runs, writer
@@ -51,6 +54,7 @@ from .progress import ProgressPublisher, percent, utc_now_iso
 log = structlog.get_logger(__name__)
 
 AfterBatch = Callable[[str, int], None]
+PLATFORM_NAMES = {"steam": "Steam", "gog": "GOG"}
 #: How long a sync that found the lease held waits before asking again (the holder may
 #: finish any moment; a dead holder's lease lapses within SYNC_LOCK_TTL_S).
 LEASE_POLL_S = 2.0
@@ -70,11 +74,15 @@ class SyncEngine:
         after_batch: AfterBatch | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         outages_waited_out: bool = False,
+        gate: CallGate | None = None,
+        platform_runs: Mapping[str, type[Run]] | None = None,
     ) -> None:
         """`stopping`, once set, ends the run at its next batch boundary (WorkerStopping);
         `on_event` sees each progress event the run publishes; `outages_waited_out` (the
         workers, whose Retries wait our own outages out) leaves a library whose attempt met
-        such an outage `queued` rather than `failed`."""
+        such an outage `queued` rather than `failed`. `gate` admits the calls a platform's
+        run makes itself (GOG's); `platform_runs` names the run of each platform other than
+        Steam this engine syncs (`sync.gog_run.GogRun` for "gog")."""
         self.settings = settings
         self.redis = client
         self.pool = pool
@@ -83,6 +91,8 @@ class SyncEngine:
         self.after_batch = after_batch
         self.on_event = on_event
         self.outages_waited_out = outages_waited_out
+        self.gate = gate
+        self.platform_runs: Mapping[str, type[Run]] = {"steam": Run, **(platform_runs or {})}
 
     def sync(
         self, library_id: str, sync_type: str = "manual", *, owner: str | None = None
@@ -109,7 +119,12 @@ class SyncEngine:
                     ended = self._ended_by(conn, str(library.library_id), owner)
                     if ended is not None:
                         return ended
-                    run = _Run(self, conn, library, sync_type, lease)
+                    run_class = self.platform_runs.get(library.platform)
+                    if run_class is None:
+                        raise ConfigurationError(
+                            f"This process cannot sync {library.platform} libraries."
+                        )
+                    run = run_class(self, conn, library, sync_type, lease)
                 return run.execute()
         except INFRASTRUCTURE_ERRORS as exc:  # before the run could record anything
             raise infrastructure_error(exc) from None
@@ -153,8 +168,9 @@ def autocommit(pool: ConnectionPool) -> Iterator[Connection[Any]]:
                 conn.close()
 
 
-class _Run:
-    """One attempt at one library, holding its lease and its run's fence."""
+class Run:
+    """One attempt at one library, holding its lease and its run's fence (Steam's; another
+    platform's run overrides `_work`)."""
 
     def __init__(
         self,
@@ -195,19 +211,16 @@ class _Run:
         try:
             self.progress.publish(
                 "starting",
-                message="Fetching the game list from Steam",
+                message=f"Fetching the game list from {PLATFORM_NAMES.get(self.library.platform)}",
                 games_processed=self.games_processed,
                 total_games=self.library.total_games,
                 started_at=self.started_at,
             )
-            fetched = self._fetch()
-            self._check_interrupts()
-            if isinstance(fetched, SameAnswer):
-                return self._completed(*self._finish_alone(None), same_answer=True)
-            with fetched as owned:
-                return self._completed(*self._write(owned), same_answer=False)
+            return self._work()
         except PrivateProfile as exc:
             return self._end("private", exc)
+        except RelinkRequired as exc:
+            return self._end("relink_required", exc)
         except SyncCancelled as exc:
             return self._end("cancelled", exc)
         except PermanentError as exc:
@@ -234,6 +247,15 @@ class _Run:
         raise error
 
     # -- the work ----------------------------------------------------------------
+
+    def _work(self) -> SyncOutcome:
+        """Fetch the library and write what changed (a platform's run may do it its way)."""
+        fetched = self._fetch()
+        self._check_interrupts()
+        if isinstance(fetched, SameAnswer):
+            return self._completed(*self._finish_alone(None), same_answer=True)
+        with fetched as owned:
+            return self._completed(*self._write(owned), same_answer=False)
 
     def _fetch(self) -> OwnedLibrary | SameAnswer:
         """The library's games, or SameAnswer when Steam answered exactly what this

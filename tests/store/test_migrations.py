@@ -112,6 +112,7 @@ def test_0008_packs_the_slice_digests_already_stored(runtime):
             "0008_library_digests",
             "0009_dashboard_indexes",
             "0010_platform_credentials",
+            "0011_relink_required",
         ]
         packed = digests.stored_digests(conn, library_id)
     assert packed == digests.StoredDigests(stored, None)

@@ -1,0 +1,245 @@
+"""GOG libraries synced by the engine on real PostgreSQL and Redis against the simulator:
+exact first syncs, 3-call re-syncs, playtime, purchases and removals, shifting pages,
+resuming at a page, relink_required, private stats."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from sync_worker import client
+from sync_worker.platforms.gog import login_url
+from sync_worker.simulator.gog import GogKind, gog_user_id_for, is_delisted, is_movie, product
+from tests.conftest import fetch_all
+
+
+class Crash(BaseException):
+    """A worker dying right after a commit (not an error the engine handles)."""
+
+
+def link(settings, user_id: str) -> str:
+    answer = requests.get(
+        f"{login_url(settings)}&login={user_id}", allow_redirects=False, timeout=5
+    )
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    return client.link_gog_library(code)
+
+
+def gog_admin(simulator, path: str, body: dict[str, Any] | None = None) -> None:
+    requests.post(f"{simulator.url}/_sim/gog/{path}", json=body or {}, timeout=5).raise_for_status()
+
+
+def owned_products(simulator, user_id: str) -> list[int]:
+    from sync_worker.simulator.gog import parse_account
+
+    account = parse_account(user_id)
+    assert account is not None
+    return simulator.gog.owned(account)
+
+
+def rows(runtime, library_id: str) -> dict[str, tuple[Any, ...]]:
+    """{product id: (title, playtime, last played, removed?)} as stored."""
+    return {
+        game_id: rest
+        for game_id, *rest in fetch_all(
+            runtime,
+            "SELECT lg.platform_game_id, g.title, lg.playtime_minutes, lg.last_played_at,"
+            " lg.removed_at IS NOT NULL FROM library_games lg JOIN games g USING (platform,"
+            " platform_game_id) WHERE lg.library_id = %s",
+            library_id,
+        )
+    }
+
+
+def gog_calls(simulator) -> int:
+    calls = requests.get(f"{simulator.url}/_sim/stats", timeout=5).json()["calls"]
+    return sum(n for endpoint, n in calls.items() if endpoint.startswith("gog_"))
+
+
+def products_calls(simulator) -> int:
+    return int(
+        requests.get(f"{simulator.url}/_sim/stats", timeout=5)
+        .json()["calls"]
+        .get("gog_products", 0)
+    )
+
+
+@pytest.fixture
+def gog_sim(simulator):
+    requests.post(f"{simulator.url}/_sim/reset", timeout=5).raise_for_status()
+    return simulator
+
+
+def test_a_first_sync_stores_exactly_what_the_account_owns(runtime, settings, gog_sim, make_engine):
+    user_id = gog_user_id_for(450, seed=61)
+    library_id = link(settings, user_id)
+    calls_before = gog_calls(gog_sim)
+    outcome = make_engine().sync(library_id)
+
+    owned = owned_products(gog_sim, user_id)
+    games = [p for p in owned if not is_movie(p)]
+    stored = rows(runtime, library_id)
+    assert outcome.status == "completed" and outcome.total_games == len(games)
+    assert outcome.new_games == len(games) and set(stored) == {str(p) for p in games}
+    for p in games:  # titles from the pages; a delisted product is owned, its title unknown
+        title = stored[str(p)][0]
+        assert title == (None if is_delisted(p) else product(p)["title"]), p
+    played = [r for r in stored.values() if r[1] > 0]
+    assert played and all(r[2] is not None for r in played)
+    [(status, total)] = fetch_all(
+        runtime,
+        "SELECT sync_status, total_games FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, total) == ("completed", len(games))
+    # Every call the run made is on its record (the token is fresh from linking: no grant).
+    assert outcome.api_calls == gog_calls(gog_sim) - calls_before
+
+
+def test_an_unchanged_library_costs_3_calls_and_writes_nothing(
+    runtime, settings, gog_sim, make_engine
+):
+    library_id = link(settings, gog_user_id_for(300, seed=62))
+    make_engine().sync(library_id)
+    before = rows(runtime, library_id)
+    again = make_engine().sync(library_id)
+    assert (again.status, again.api_calls, again.new_games, again.updated_games) == (
+        "completed",
+        3,
+        0,
+        0,
+    )
+    assert rows(runtime, library_id) == before
+
+
+def test_new_play_sessions_update_only_their_games(runtime, settings, gog_sim, make_engine):
+    user_id = gog_user_id_for(300, seed=63)
+    library_id = link(settings, user_id)
+    make_engine().sync(library_id)
+    before = rows(runtime, library_id)
+    game = next(
+        p for p in owned_products(gog_sim, user_id) if not is_movie(p) and before[str(p)][1] > 0
+    )
+    gog_admin(gog_sim, f"libraries/{user_id}", {"bump_playtime": {str(game): 45}})
+    again = make_engine().sync(library_id)
+    after = rows(runtime, library_id)
+    assert (again.updated_games, again.new_games, again.api_calls) == (1, 0, 3)
+    assert after[str(game)][1] == before[str(game)][1] + 45
+    assert after[str(game)][2] > before[str(game)][2]
+    assert {k: v for k, v in after.items() if k != str(game)} == {
+        k: v for k, v in before.items() if k != str(game)
+    }
+
+
+def test_purchases_and_removals(runtime, settings, gog_sim, make_engine):
+    user_id = gog_user_id_for(200, seed=64)
+    library_id = link(settings, user_id)
+    make_engine().sync(library_id)
+    owned = owned_products(gog_sim, user_id)
+    gone = next(p for p in owned if not is_movie(p) and not is_delisted(p))
+    bought = next(
+        p
+        for p in owned_products(gog_sim, gog_user_id_for(3_000, seed=65))
+        if p not in owned and not is_movie(p) and not is_delisted(p)
+    )
+    gog_admin(gog_sim, f"libraries/{user_id}", {"remove": [gone], "add": [bought]})
+    again = make_engine().sync(library_id)
+    stored = rows(runtime, library_id)
+    assert (again.new_games, again.removed_games) == (1, 1)
+    assert stored[str(bought)][0] == product(bought)["title"] and stored[str(gone)][3] is True
+
+
+def test_a_purchase_between_two_pages_loses_and_doubles_nothing(
+    runtime, settings, gog_sim, make_engine
+):
+    user_id = gog_user_id_for(350, seed=66)
+    library_id = link(settings, user_id)
+    owned = owned_products(gog_sim, user_id)
+    first_title = min(product(p)["title"] for p in owned if not is_delisted(p) and not is_movie(p))
+    bought = next(
+        p
+        for p in owned_products(gog_sim, gog_user_id_for(3_000, seed=67))
+        if p not in owned
+        and not is_movie(p)
+        and not is_delisted(p)
+        and product(p)["title"] < first_title
+    )
+
+    def buy_after_first_page(_library_id: str, page: int) -> None:
+        if page == 1:
+            gog_admin(gog_sim, f"libraries/{user_id}", {"add": [bought]})
+
+    outcome = make_engine(after_batch=buy_after_first_page).sync(library_id)
+    stored = rows(runtime, library_id)
+    games = [p for p in owned if not is_movie(p)]
+    # The owned list was read before the purchase: this sync stores what was owned then,
+    # each once (the product pushed from page 1 to page 2 was seen twice, written once).
+    assert set(stored) == {str(p) for p in games} and outcome.new_games == len(games)
+    again = make_engine().sync(library_id)
+    assert (
+        again.new_games == 1
+        and rows(runtime, library_id)[str(bought)][0] == product(bought)["title"]
+    )
+
+
+def test_a_sync_killed_after_page_3_resumes_at_page_4(runtime, settings, gog_sim, make_engine):
+    user_id = gog_user_id_for(700, seed=68)
+    library_id = link(settings, user_id)
+
+    def die_after_page_3(_library_id: str, page: int) -> None:
+        if page == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        make_engine(after_batch=die_after_page_3).sync(library_id)
+    [(checkpoint, processed)] = fetch_all(
+        runtime,
+        "SELECT resume_after, games_processed FROM sync_runs WHERE library_id = %s",
+        library_id,
+    )
+    assert checkpoint == 3 and processed == len(rows(runtime, library_id)) > 250  # 3 pages
+    runtime.redis.delete(f"sync:lock:{library_id}")  # the dead worker's lease, lapsed
+    pages_before = products_calls(gog_sim)
+    outcome = make_engine().sync(library_id)
+    games = [p for p in owned_products(gog_sim, user_id) if not is_movie(p)]
+    assert products_calls(gog_sim) - pages_before == 5  # the movies' list, then pages 4 to 7
+    assert outcome.status == "completed" and outcome.new_games == len(games)
+    assert set(rows(runtime, library_id)) == {str(p) for p in games}
+    assert fetch_all(
+        runtime, "SELECT attempts, status FROM sync_runs WHERE library_id = %s", library_id
+    ) == [(2, "completed")]
+
+
+def test_a_revoked_account_ends_relink_required_and_keeps_its_games(
+    runtime, settings, gog_sim, make_engine
+):
+    user_id = gog_user_id_for(120, seed=69)
+    library_id = link(settings, user_id)
+    make_engine().sync(library_id)
+    before = rows(runtime, library_id)
+    gog_admin(gog_sim, f"revoke/{user_id}")
+    with runtime.pool.connection() as conn:
+        conn.execute(
+            "UPDATE platform_credentials SET access_expires_at = now() - interval '1 hour'"
+        )
+    outcome = make_engine().sync(library_id)
+    assert outcome.status == "relink_required" and outcome.error["code"] == "relink_required"
+    [(status, failures, due_in)] = fetch_all(
+        runtime,
+        "SELECT sync_status, account_failures, next_sync_at - now() FROM user_libraries WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, failures) == ("relink_required", 1) and due_in > timedelta(hours=23)
+    assert rows(runtime, library_id) == before
+
+
+def test_private_stats_keep_the_stored_playtimes(runtime, settings, gog_sim, make_engine):
+    user_id = gog_user_id_for(150, GogKind.PRIVATE_STATS, seed=70)
+    library_id = link(settings, user_id)
+    outcome = make_engine().sync(library_id)
+    assert outcome.status == "completed"
+    assert all(r[1] == 0 for r in rows(runtime, library_id).values())
