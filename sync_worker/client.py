@@ -53,7 +53,8 @@ def link_gog_library(code: str, *, redirect_uri: str = REDIRECT_URI) -> str:
     Exchanges the code for tokens, reads the account's id and name (2 GOG calls, through
     the global `gog_api` budget), registers the library (`platform = 'gog'`) and stores
     the tokens sealed with CREDENTIALS_KEY, in one transaction. An account linked before
-    returns its library, with the new tokens. Raises GogLoginRejected for a code GOG
+    returns its library, with the new tokens (one waiting in `relink_required` becomes due
+    at the next scheduler tick). Raises GogLoginRejected for a code GOG
     refuses, ConfigurationError in production without CREDENTIALS_KEY (before the code
     is spent), RateLimitExhausted when there is no budget soon.
     """
@@ -69,6 +70,7 @@ def link_gog_library(code: str, *, redirect_uri: str = REDIRECT_URI) -> str:
     with runtime.pool.connection() as conn, conn.transaction():
         library_id = libraries.register_library(conn, "gog", tokens.user_id, user.username)
         credentials.save(conn, library_id, sealed)
+        libraries.relinked(conn, library_id)
     return library_id
 
 

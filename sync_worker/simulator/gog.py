@@ -281,6 +281,7 @@ class GogState:
             return Answer(200, form, "text/html")
         code = f"code-{secrets.token_urlsafe(24)}"
         with self.lock:
+            self._revoked.discard(user_id)  # logging in again grants access again
             self._codes[code] = (user_id, redirect, time.monotonic() + CODE_TTL_S)
         separator = "&" if "?" in redirect else "?"
         location = f"{redirect}{separator}{urlencode({'code': code})}"

@@ -93,3 +93,14 @@ def set_queued(conn: Connection[Any], requests: list[tuple[str, str]]) -> dict[s
         (list(library_ids), list(message_ids)),
     ).fetchall()
     return {str(library_id): int(total) for library_id, total in rows}
+
+
+def relinked(conn: Connection[Any], library_id: str) -> None:
+    """The account was linked again: a library waiting for that (`relink_required`) is
+    due at the next scheduler tick, its back-off forgotten; its games and history stay."""
+    conn.execute(
+        "UPDATE user_libraries SET sync_status = 'never_synced', sync_error = NULL,"
+        " account_failures = 0, next_sync_at = '-infinity', updated_at = now()"
+        " WHERE library_id = %s AND sync_status = 'relink_required'",
+        (library_id,),
+    )

@@ -236,6 +236,16 @@ def test_a_revoked_account_ends_relink_required_and_keeps_its_games(
     assert (status, failures) == ("relink_required", 1) and due_in > timedelta(hours=23)
     assert rows(runtime, library_id) == before
 
+    assert link(settings, user_id) == library_id  # the user links the account again
+    [(status, failures, due_first)] = fetch_all(
+        runtime,
+        "SELECT sync_status, account_failures, next_sync_at = '-infinity' FROM user_libraries"
+        " WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, failures, due_first) == ("never_synced", 0, True)
+    assert make_engine().sync(library_id).status == "completed"
+
 
 def test_private_stats_keep_the_stored_playtimes(runtime, settings, gog_sim, make_engine):
     user_id = gog_user_id_for(150, GogKind.PRIVATE_STATS, seed=70)
