@@ -16,13 +16,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
 import requests
 from pydantic import SecretStr
 
+from sync_worker import client
 from sync_worker.local import EmbeddedServers
+from sync_worker.platforms.gog import login_url
 from sync_worker.platforms.steam import SteamClient
 from sync_worker.runtime import Runtime, set_runtime
 from sync_worker.settings import Settings, use_settings
@@ -373,3 +376,17 @@ def library_status(runtime: Runtime, library_id: str) -> str:
         runtime, "SELECT sync_status FROM user_libraries WHERE library_id = %s", library_id
     )
     return str(status)
+
+
+def gog_login_code(settings: Settings, user_id: str) -> str:
+    """What a user's browser gets from GOG's (simulated) login page: the redirect's code."""
+    answer = requests.get(
+        f"{login_url(settings)}&login={user_id}", allow_redirects=False, timeout=5
+    )
+    assert answer.status_code == 302, answer.text
+    return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+
+
+def link_gog(settings: Settings, user_id: str) -> str:
+    """Link a simulated GOG account as the web service does; return its library id."""
+    return client.link_gog_library(gog_login_code(settings, user_id))

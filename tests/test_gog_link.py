@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -19,21 +18,13 @@ from pydantic import SecretStr
 from sync_worker import cli, client, vault
 from sync_worker.errors import ConfigurationError, GogLoginRejected, RelinkRequired
 from sync_worker.platforms import gog
-from sync_worker.platforms.gog import GogAuth, login_url
+from sync_worker.platforms.gog import GogAuth
 from sync_worker.simulator.gog import gog_user_id_for
 from sync_worker.store import credentials
 from sync_worker.sync.gog_tokens import access_token
 from sync_worker.vault import Vault, reseal_all
-from tests.conftest import assert_no_secret, assert_no_secret_at_rest, fetch_all
+from tests.conftest import assert_no_secret, assert_no_secret_at_rest, fetch_all, gog_login_code
 from tests.conftest import cli as run_cli
-
-
-def login(settings, user_id: str) -> str:
-    """The code GOG's login page hands the browser for that account."""
-    answer = requests.get(
-        f"{login_url(settings)}&login={user_id}", allow_redirects=False, timeout=5
-    )
-    return parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
 
 
 def live_tokens(simulator) -> list[str]:
@@ -68,7 +59,7 @@ def gog_sim(simulator):
 
 def test_linking_registers_the_account_and_seals_its_tokens(runtime, settings, gog_sim):
     user_id = gog_user_id_for(40, seed=51)
-    library_id = client.link_gog_library(login(settings, user_id))
+    library_id = client.link_gog_library(gog_login_code(settings, user_id))
     [(platform, platform_user_id, name, status)] = fetch_all(
         runtime,
         "SELECT platform, platform_user_id, display_name, sync_status FROM user_libraries",
@@ -87,14 +78,14 @@ def test_linking_registers_the_account_and_seals_its_tokens(runtime, settings, g
     assert {opened.open(sealed.access_token), opened.open(sealed.refresh_token)} == set(tokens)
     assert sealed.access_expires_at > datetime.now(UTC) + timedelta(minutes=55)
 
-    again = client.link_gog_library(login(settings, user_id))
+    again = client.link_gog_library(gog_login_code(settings, user_id))
     assert again == library_id  # already linked: the same library, with the new tokens
     assert opened.open(stored(runtime, library_id).refresh_token) not in tokens
     assert fetch_all(runtime, "SELECT count(*) FROM user_libraries") == [(1,)]
 
 
 def test_a_code_gog_refuses_links_nothing(runtime, settings, gog_sim):
-    code = login(settings, gog_user_id_for(5, seed=52))
+    code = gog_login_code(settings, gog_user_id_for(5, seed=52))
     client.link_gog_library(code)
     with pytest.raises(GogLoginRejected) as rejected:
         client.link_gog_library(code)  # spent
@@ -107,7 +98,7 @@ def test_a_code_gog_refuses_links_nothing(runtime, settings, gog_sim):
 def test_a_fresh_access_token_is_used_an_old_one_refreshed_once_and_committed_first(
     runtime, settings, gog_sim
 ):
-    library_id = client.link_gog_library(login(settings, gog_user_id_for(5, seed=53)))
+    library_id = client.link_gog_library(gog_login_code(settings, gog_user_id_for(5, seed=53)))
     sealer = Vault.from_settings(runtime.settings)
     auth = GogAuth(runtime.settings)
     linked = sealer.open(stored(runtime, library_id).access_token)
@@ -136,7 +127,7 @@ def test_a_fresh_access_token_is_used_an_old_one_refreshed_once_and_committed_fi
 
 def test_a_refused_refresh_means_relink_and_keeps_what_is_stored(runtime, settings, gog_sim):
     user_id = gog_user_id_for(5, seed=54)
-    library_id = client.link_gog_library(login(settings, user_id))
+    library_id = client.link_gog_library(gog_login_code(settings, user_id))
     sealer, auth = Vault.from_settings(runtime.settings), GogAuth(runtime.settings)
     expire(runtime, library_id)
     before = stored(runtime, library_id)
@@ -152,13 +143,13 @@ def test_a_worker_dying_between_refresh_and_store_leaves_the_account_to_relink(
     """GOG spends the old refresh token when it answers: a process that dies before
     committing the new pair has lost it. Written down in docs/behaviour.md: the next
     refresh is refused (relink_required), the stored games stay."""
-    library_id = client.link_gog_library(login(settings, gog_user_id_for(5, seed=55)))
+    library_id = client.link_gog_library(gog_login_code(settings, gog_user_id_for(5, seed=55)))
     sealer, auth = Vault.from_settings(runtime.settings), GogAuth(runtime.settings)
     expire(runtime, library_id)
     auth.refresh(sealer.open(stored(runtime, library_id).refresh_token))  # ...and then it died
     with pytest.raises(RelinkRequired):
         access_token(runtime.pool, sealer, auth, library_id)
-    client.link_gog_library(login(settings, gog_user_id_for(5, seed=55)))  # linked again
+    client.link_gog_library(gog_login_code(settings, gog_user_id_for(5, seed=55)))  # linked again
     assert access_token(runtime.pool, sealer, auth, library_id)
 
 
@@ -166,7 +157,7 @@ def test_keys_rotate_without_losing_a_token(runtime, settings, gog_sim):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     runtime.settings = runtime.settings.model_copy(update={"credentials_key": SecretStr(old)})
     try:
-        library_id = client.link_gog_library(login(settings, gog_user_id_for(5, seed=56)))
+        library_id = client.link_gog_library(gog_login_code(settings, gog_user_id_for(5, seed=56)))
         before = Vault([old]).open(stored(runtime, library_id).refresh_token)
         both = Vault([new, old])
         assert reseal_all(runtime.pool, both) == 1
@@ -199,7 +190,7 @@ def test_link_gog_from_a_terminal(runtime, settings, gog_sim, subprocess_env):
     """`sync-worker link gog`: the login URL, then the pasted address; JSON out. Production
     without CREDENTIALS_KEY: one line, exit 3, and the code is not spent."""
     user_id = gog_user_id_for(7, seed=57)
-    code = login(settings, user_id)
+    code = gog_login_code(settings, user_id)
     pasted = f"https://embed.gog.com/on_login_success?origin=client&code={code}\n"
     production = {**subprocess_env, "SYNC_WORKER_ENV": "production"}
     refused = subprocess.run(

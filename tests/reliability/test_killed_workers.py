@@ -5,10 +5,13 @@ from __future__ import annotations
 import signal
 import time
 
+import requests
+
 from sync_worker import client, keys
 from sync_worker.app import reset_broker
 from sync_worker.simulator import steam_id_for
-from tests.conftest import fetch_all, library_status, wait_for
+from sync_worker.simulator.gog import gog_user_id_for, is_movie, parse_account
+from tests.conftest import fetch_all, library_status, link_gog, wait_for
 from tests.reliability.conftest import compare_with_simulator, report
 
 GAMES = 30_000
@@ -169,5 +172,70 @@ def test_a_sync_inside_a_slow_steam_call_is_requeued_when_the_shutdown_timeout_e
         "requeued at exit, completes on restart",
         f"exit after {stop_s:.1f} s, requeued, completed",
         truth.rows_checked,
+        recovery_s,
+    )
+
+
+def test_sigkill_mid_paging_resumes_a_gog_sync_at_its_page(
+    runtime, settings, simulator, subprocess_env, workers
+):
+    """SIGKILL a worker group at page 4 of a 1,500-product GOG library (each page answered
+    slowly): another worker resumes at the next page, rows and counts exact, one run."""
+    requests.post(f"{simulator.url}/_sim/reset", timeout=5).raise_for_status()
+    user_id = gog_user_id_for(1_500, seed=102)
+    library_id = link_gog(settings, user_id)
+    requests.post(
+        f"{simulator.url}/_sim/faults",
+        json={"match": "gog_products", "kind": "delay", "delay_s": 0.4, "count": 1_000},
+        timeout=5,
+    ).raise_for_status()
+    doomed = workers(subprocess_env, "doomed").wait_ready()
+    survivor = workers(subprocess_env, "survivor").wait_ready()
+    reset_broker()
+    survivor.signal(signal.SIGSTOP)
+    client.request_sync(library_id)
+
+    def checkpoint() -> int:
+        rows = fetch_all(
+            runtime,
+            "SELECT resume_after FROM sync_runs WHERE library_id = %s AND status = 'running'",
+            library_id,
+        )
+        return int(rows[0][0] or 0) if rows else 0
+
+    wait_for(lambda: checkpoint() >= 4, 60, "4 pages committed")
+    survivor.signal(signal.SIGCONT)
+    killed_at = doomed.signal(signal.SIGKILL)
+    at_kill = checkpoint()
+    wait_for(lambda: survivor.events("sync.started"), 60, "the survivor to resume the sync")
+    recovery_s = time.monotonic() - killed_at
+    wait_for(lambda: library_status(runtime, library_id) == "completed", 60, "the sync to complete")
+
+    account = parse_account(user_id)
+    assert account is not None
+    games = {str(p) for p in simulator.gog.owned(account) if not is_movie(p)}
+    stored = {
+        game_id
+        for (game_id,) in fetch_all(
+            runtime,
+            "SELECT platform_game_id FROM library_games WHERE library_id = %s"
+            " AND removed_at IS NULL",
+            library_id,
+        )
+    }
+    assert stored == games
+    [(status, attempts, new_games, total)] = fetch_all(
+        runtime,
+        "SELECT status, attempts, new_games, total_games FROM sync_runs WHERE library_id = %s",
+        library_id,
+    )
+    assert (status, attempts, new_games, total) == ("completed", 2, len(games), len(games))
+    [resumed] = survivor.events("sync.started")
+    assert resumed["resume_after"] >= at_kill  # it went on from the checkpoint, not page 1
+    report(
+        "SIGKILL worker group mid-paging (GOG, 1,500 products)",
+        "resumed at its page elsewhere, exact rows, 1 run",
+        f"resumed after page {resumed['resume_after']}, completed",
+        len(stored),
         recovery_s,
     )

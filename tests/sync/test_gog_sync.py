@@ -6,27 +6,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from sync_worker import client
-from sync_worker.platforms.gog import login_url
 from sync_worker.simulator.gog import GogKind, gog_user_id_for, is_delisted, is_movie, product
-from tests.conftest import fetch_all
+from tests.conftest import fetch_all, link_gog
 
 
 class Crash(BaseException):
     """A worker dying right after a commit (not an error the engine handles)."""
-
-
-def link(settings, user_id: str) -> str:
-    answer = requests.get(
-        f"{login_url(settings)}&login={user_id}", allow_redirects=False, timeout=5
-    )
-    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
-    return client.link_gog_library(code)
 
 
 def gog_admin(simulator, path: str, body: dict[str, Any] | None = None) -> None:
@@ -76,7 +65,7 @@ def gog_sim(simulator):
 
 def test_a_first_sync_stores_exactly_what_the_account_owns(runtime, settings, gog_sim, make_engine):
     user_id = gog_user_id_for(450, seed=61)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     calls_before = gog_calls(gog_sim)
     outcome = make_engine().sync(library_id)
 
@@ -103,7 +92,7 @@ def test_a_first_sync_stores_exactly_what_the_account_owns(runtime, settings, go
 def test_an_unchanged_library_costs_3_calls_and_writes_nothing(
     runtime, settings, gog_sim, make_engine
 ):
-    library_id = link(settings, gog_user_id_for(300, seed=62))
+    library_id = link_gog(settings, gog_user_id_for(300, seed=62))
     make_engine().sync(library_id)
     before = rows(runtime, library_id)
     again = make_engine().sync(library_id)
@@ -118,7 +107,7 @@ def test_an_unchanged_library_costs_3_calls_and_writes_nothing(
 
 def test_new_play_sessions_update_only_their_games(runtime, settings, gog_sim, make_engine):
     user_id = gog_user_id_for(300, seed=63)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     make_engine().sync(library_id)
     before = rows(runtime, library_id)
     game = next(
@@ -137,7 +126,7 @@ def test_new_play_sessions_update_only_their_games(runtime, settings, gog_sim, m
 
 def test_purchases_and_removals(runtime, settings, gog_sim, make_engine):
     user_id = gog_user_id_for(200, seed=64)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     make_engine().sync(library_id)
     owned = owned_products(gog_sim, user_id)
     gone = next(p for p in owned if not is_movie(p) and not is_delisted(p))
@@ -157,7 +146,7 @@ def test_a_purchase_between_two_pages_loses_and_doubles_nothing(
     runtime, settings, gog_sim, make_engine
 ):
     user_id = gog_user_id_for(350, seed=66)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     owned = owned_products(gog_sim, user_id)
     first_title = min(product(p)["title"] for p in owned if not is_delisted(p) and not is_movie(p))
     bought = next(
@@ -188,7 +177,7 @@ def test_a_purchase_between_two_pages_loses_and_doubles_nothing(
 
 def test_a_sync_killed_after_page_3_resumes_at_page_4(runtime, settings, gog_sim, make_engine):
     user_id = gog_user_id_for(700, seed=68)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
 
     def die_after_page_3(_library_id: str, page: int) -> None:
         if page == 3:
@@ -218,7 +207,7 @@ def test_a_revoked_account_ends_relink_required_and_keeps_its_games(
     runtime, settings, gog_sim, make_engine
 ):
     user_id = gog_user_id_for(120, seed=69)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     make_engine().sync(library_id)
     before = rows(runtime, library_id)
     gog_admin(gog_sim, f"revoke/{user_id}")
@@ -236,7 +225,7 @@ def test_a_revoked_account_ends_relink_required_and_keeps_its_games(
     assert (status, failures) == ("relink_required", 1) and due_in > timedelta(hours=23)
     assert rows(runtime, library_id) == before
 
-    assert link(settings, user_id) == library_id  # the user links the account again
+    assert link_gog(settings, user_id) == library_id  # the user links the account again
     [(status, failures, due_first)] = fetch_all(
         runtime,
         "SELECT sync_status, account_failures, next_sync_at = '-infinity' FROM user_libraries"
@@ -249,7 +238,7 @@ def test_a_revoked_account_ends_relink_required_and_keeps_its_games(
 
 def test_private_stats_keep_the_stored_playtimes(runtime, settings, gog_sim, make_engine):
     user_id = gog_user_id_for(150, GogKind.PRIVATE_STATS, seed=70)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     outcome = make_engine().sync(library_id)
     assert outcome.status == "completed"
     assert all(r[1] == 0 for r in rows(runtime, library_id).values())

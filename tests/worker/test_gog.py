@@ -10,8 +10,13 @@ import requests
 from sync_worker import client
 from sync_worker.app import get_broker
 from sync_worker.simulator.gog import gog_user_id_for, is_movie, parse_account
-from tests.conftest import assert_no_secret, assert_no_secret_at_rest, library_status, wait_for
-from tests.sync.test_gog_sync import link
+from tests.conftest import (
+    assert_no_secret,
+    assert_no_secret_at_rest,
+    library_status,
+    link_gog,
+    wait_for,
+)
 from tests.workers import dead_letters, sync_and_collect, tick_message
 
 
@@ -25,7 +30,7 @@ def test_a_gog_library_syncs_through_a_worker_and_no_token_leaks(
 ):
     requests.post(f"{simulator.url}/_sim/reset", timeout=5).raise_for_status()
     user_id = gog_user_id_for(320, seed=71)
-    library_id = link(settings, user_id)
+    library_id = link_gog(settings, user_id)
     events = sync_and_collect(library_id)
     account = parse_account(user_id)
     assert account is not None
@@ -52,7 +57,7 @@ def test_a_gog_library_syncs_through_a_worker_and_no_token_leaks(
 
 def test_the_scheduler_auto_syncs_gog_libraries(runtime, settings, simulator, worker):
     requests.post(f"{simulator.url}/_sim/reset", timeout=5).raise_for_status()
-    library_id = link(settings, gog_user_id_for(60, seed=72))
+    library_id = link_gog(settings, gog_user_id_for(60, seed=72))
     get_broker().enqueue(tick_message())
     wait_for(lambda: library_status(runtime, library_id) == "completed", 30, "the auto-sync")
     assert client.get_history(library_id)[0]["sync_type"] == "scheduled"  # as ticks queue them

@@ -31,9 +31,7 @@ def test_health_reports_servers_schema_queues_and_workers_and_never_calls_steam(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["healthy"], report["redis"], report["postgres"]) == (True, True, True)
-    assert (
-        report["schema"]["applied"] == report["schema"]["expected"] == "0011_relink_required"
-    )
+    assert report["schema"]["applied"] == report["schema"]["expected"] == "0011_relink_required"
     assert set(report["queues"]) == {"high", "default", "low"}
     served = sorted(q for w in report["workers"] for q in w["queues"])
     assert served == ["default", "high"]  # this worker group's queues (see tests/worker/conftest)
