@@ -1,6 +1,6 @@
 """`sync-worker demo`: real syncs through real Dramatiq messages, no key and no network.
 
-Embedded PostgreSQL + Redis, the Steam simulator on a local port, an in-process worker
+Embedded PostgreSQL + Redis, the simulator (Steam and GOG) on a local port, an in-process worker
 on every queue, all in a sandbox: database `sync_worker_demo` and Redis db 2, emptied
 on every run. The simulator gets generous budgets so the story fits in seconds.
 """
@@ -12,9 +12,11 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import dramatiq
 import psycopg
+import requests
 from psycopg.rows import dict_row
 
 from . import client
@@ -23,12 +25,14 @@ from .enrich.queueing import claim_age, max_age
 from .errors import ConfigurationError
 from .local import EmbeddedServers
 from .logs import configure_logging
+from .platforms.gog import login_url
 from .runtime import Runtime, get_runtime
 from .sandbox import sandbox
 from .schedule.scheduler import record_tick, run_tick
 from .sending import QUEUE_DEFAULT, QUEUE_HIGH, QUEUE_LOW
 from .settings import Settings, get_settings
 from .simulator import ProfileKind, SimulatorServer, steam_id_for
+from .simulator.gog import gog_user_id_for, is_dlc, is_movie, parse_account
 from .simulator.ids import parse_profile
 from .store.catalog import enrichment_counts
 from .store.migrations import migrate
@@ -52,7 +56,7 @@ class DemoLibrary:
     """One simulated account the demo syncs."""
 
     label: str
-    steam_id: str
+    account: str  # the platform user id (a SteamID64, a GOG user id)
     sync_type: str = "manual"
 
 
@@ -67,6 +71,7 @@ LIBRARIES = [
 ]
 ENRICHMENT_WATCH_S = 9
 NEWCOMER = DemoLibrary("newcomer (web insert)", steam_id_for(150, seed=7), "scheduled")
+GOG_ACCOUNT = gog_user_id_for(1_200, seed=8)  # 12 pages of products
 
 
 def demo_settings(base: Settings) -> Settings:
@@ -120,7 +125,7 @@ def run_demo() -> int:
 def _story(
     runtime: Runtime, simulator: SimulatorServer, broker: dramatiq.Broker, worker: dramatiq.Worker
 ) -> None:
-    ids = {lib.label: client.register_steam_library(lib.steam_id) for lib in LIBRARIES}
+    ids = {lib.label: client.register_steam_library(lib.account) for lib in LIBRARIES}
     every = [(lib, ids[lib.label]) for lib in LIBRARIES]
     print(f"\n1) First sync of {len(LIBRARIES)} libraries, sent as Dramatiq messages:")
     for lib, library_id in every:
@@ -129,9 +134,9 @@ def _story(
     _report_enrichment(runtime, "   store details, queued for every app synced")
 
     regular = LIBRARIES[1]
-    games = _owned_app_ids(simulator, regular.steam_id)
+    games = _owned_app_ids(simulator, regular.account)
     simulator.state.change_library(
-        regular.steam_id,
+        regular.account,
         {
             "bump_playtime": {str(a): 90 for a in games[:7]},
             "remove": games[7:10],
@@ -147,7 +152,7 @@ def _story(
         "\n3) A day later: the web service inserted a new library row, and every interval"
         " has passed.\n   One scheduler tick (the `scheduler` process runs one on AUTO_SYNC_CRON):"
     )
-    newcomer = _insert_like_the_web_service(runtime, NEWCOMER.steam_id)
+    newcomer = _insert_like_the_web_service(runtime, NEWCOMER.account)
     _a_day_passes(runtime)
     now = datetime.now(UTC)
     tick = run_tick(runtime, now, "demo")
@@ -163,11 +168,36 @@ def _story(
     ]
     _report(broker, [*due, (NEWCOMER, newcomer)], started_by="tick")
 
+    _gog_chapter(runtime, simulator, broker)
+
     print(
-        "\n4) Store enrichment on the `low` queue: one store call per distinct app, whichever"
+        "\n5) Store enrichment on the `low` queue: one store call per distinct app, whichever"
         " libraries own it."
     )
     _watch_enrichment(runtime, simulator, worker)
+
+
+def _gog_chapter(runtime: Runtime, simulator: SimulatorServer, broker: dramatiq.Broker) -> None:
+    """A GOG account: linked by its login code, synced page by page, re-synced for 3 calls."""
+    print(
+        "\n4) A GOG account: the user logs in on GOG's page, the web service exchanges the code"
+        "\n   at once (tokens sealed with CREDENTIALS_KEY), then the same workers sync it:"
+    )
+    gog = DemoLibrary("GOG account", GOG_ACCOUNT)
+    answer = requests.get(
+        f"{login_url(runtime.settings)}&login={GOG_ACCOUNT}", allow_redirects=False, timeout=10
+    )
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    library_id = client.link_gog_library(code)
+    client.request_sync(library_id)
+    _report(broker, [(gog, library_id)])
+    account = parse_account(GOG_ACCOUNT)
+    assert account is not None
+    played = next(p for p in simulator.gog.owned(account) if not is_movie(p) and not is_dlc(p))
+    simulator.gog.change_library(GOG_ACCOUNT, {"bump_playtime": {str(played): 30}})
+    print("   played one game; nothing bought: the checksum says so, no product page is read")
+    client.request_sync(library_id)
+    _report(broker, [(gog, library_id)])
 
 
 def _report(

@@ -37,6 +37,9 @@ def sandbox(
                 "steam_api_key": SecretStr(api_key),
                 "steam_api_base_url": simulator.url,
                 "steam_store_base_url": simulator.url,
+                "gog_auth_base_url": simulator.url,
+                "gog_embed_base_url": simulator.url,
+                "gog_www_base_url": simulator.url,
             }
         )
         use_settings(settings)
