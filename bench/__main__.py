@@ -12,6 +12,7 @@ from . import (
     enrichment,
     fleet,
     generic_plans,
+    gog,
     imports,
     middleware,
     peer,
@@ -29,6 +30,7 @@ results = {
 for part in (
     imports,
     big_sync,
+    gog,
     generic_plans,
     peer,
     fleet,

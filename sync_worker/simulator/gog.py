@@ -214,6 +214,7 @@ class GogState:
             self._refresh: dict[str, str] = {}  # live refresh token -> user
             self._revoked: set[str] = set()
             self._changes: dict[str, _Changes] = {}
+            self._listings: dict[tuple[str, str], list[dict[str, Any]]] = {}
             self.refreshes = 0
 
     # -- admin -----------------------------------------------------------------------
@@ -221,6 +222,7 @@ class GogState:
     def change_library(self, user_id: str, body: dict[str, Any]) -> None:
         """Add or remove products, or add minutes of play (a new session, now)."""
         with self.lock:
+            self._listings = {k: v for k, v in self._listings.items() if k[0] != user_id}
             changes = self._changes.setdefault(user_id, _Changes())
             for pid in body.get("remove", []):
                 changes.removed.add(int(pid))
@@ -360,9 +362,7 @@ class GogState:
         """A page of metadata, recomputed on every call (a change shifts the pages)."""
         movies = query.get("mediaType") == "2"
         hidden = query.get("hiddenFlag") == "1"
-        listed = [product(p) for p in self.owned(account) if _listed(p, movies=movies)]
-        listed = [e for e in listed if hidden or not e["isHidden"]]
-        listed.sort(key=lambda e: (e["title"], e["id"]))
+        listed = self._listing(account, f"products {movies} {hidden}", movies, hidden)
         pages = max(1, math.ceil(len(listed) / PRODUCTS_PER_PAGE))
         page = max(1, int(query.get("page", "1") or 1))
         start = (page - 1) * PRODUCTS_PER_PAGE
@@ -384,16 +384,34 @@ class GogState:
             }
         )
 
-    def stats(self, account: GogAccount, query: dict[str, str]) -> Answer:
-        """The profile's games with play time, most recent session first, paged."""
-        if account.kind is GogKind.PRIVATE_STATS:
-            return _json({"error": "profile_is_private"}, 403)
+    def _listing(
+        self, account: GogAccount, name: str, movies: bool, hidden: bool
+    ) -> list[dict[str, Any]]:
+        """A whole list, in its order, as every page of it is cut from: computed once per
+        state of the account (a benchmark times the service, not the simulator)."""
+        key = (account.user_id, name)
+        with self.lock:
+            cached = self._listings.get(key)
+        if cached is not None:
+            return cached
+        if name == "stats":
+            listing = self._played(account)
+        else:
+            listing = [product(p) for p in self.owned(account) if _listed(p, movies=movies)]
+            listing = [e for e in listing if hidden or not e["isHidden"]]
+            listing.sort(key=lambda e: (e["title"], e["id"]))
+        with self.lock:
+            self._listings[key] = listing
+        return listing
+
+    def _played(self, account: GogAccount) -> list[dict[str, Any]]:
+        """Every played game with its stats, most recent session first."""
         bonus = self.bonus(account)
         played = []
         for p in self.owned(account):
-            stat = (
-                None if account.kind is GogKind.NO_STATS else stats_of(account, p, bonus.get(p, 0))
-            )
+            if account.kind is GogKind.NO_STATS:
+                break
+            stat = stats_of(account, p, bonus.get(p, 0))
             if stat is not None:
                 entry = product(p)
                 played.append(
@@ -403,6 +421,13 @@ class GogState:
                     }
                 )
         played.sort(key=lambda i: i["stats"][account.user_id]["lastSession"], reverse=True)
+        return played
+
+    def stats(self, account: GogAccount, query: dict[str, str]) -> Answer:
+        """The profile's games with play time, most recent session first, paged."""
+        if account.kind is GogKind.PRIVATE_STATS:
+            return _json({"error": "profile_is_private"}, 403)
+        played = self._listing(account, "stats", False, False)
         pages = max(1, math.ceil(len(played) / STATS_PER_PAGE))
         page = max(1, int(query.get("page", "1") or 1))
         start = (page - 1) * STATS_PER_PAGE
