@@ -257,10 +257,6 @@ class GogState:
         ids = [product_id_at(i, account.seed) for i in range(account.product_count)]
         return [p for p in ids if p not in removed] + [p for p in added if p not in ids]
 
-    def bonus(self, account: GogAccount) -> dict[int, int]:
-        with self.lock:
-            return dict(self._changes.get(account.user_id, _Changes()).playtime_bonus)
-
     # -- OAuth -----------------------------------------------------------------------
 
     def login(self, query: dict[str, str]) -> Answer:
@@ -404,14 +400,22 @@ class GogState:
             self._listings[key] = listing
         return listing
 
+    def stats_for(self, account: GogAccount, product_id: int) -> dict[str, Any] | None:
+        """A product's stats as the account's profile shows them: a product bought since
+        the account was made has only the sessions played since (none, or a bonus)."""
+        with self.lock:
+            changes = self._changes.get(account.user_id, _Changes())
+            bonus = changes.playtime_bonus.get(product_id, 0)
+            bought_since = product_id in changes.added
+        if account.kind is GogKind.NO_STATS or (bought_since and not bonus):
+            return None
+        return stats_of(account, product_id, bonus)
+
     def _played(self, account: GogAccount) -> list[dict[str, Any]]:
         """Every played game with its stats, most recent session first."""
-        bonus = self.bonus(account)
         played = []
         for p in self.owned(account):
-            if account.kind is GogKind.NO_STATS:
-                break
-            stat = stats_of(account, p, bonus.get(p, 0))
+            stat = self.stats_for(account, p)
             if stat is not None:
                 entry = product(p)
                 played.append(

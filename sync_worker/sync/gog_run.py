@@ -74,7 +74,8 @@ class GogRun(Run):
         played = self._played_since(gog, user)
         checksum = (user.games_checksum or "").encode() or None
         unchanged = (
-            checksum is not None
+            self.engine.settings.sync_differential
+            and checksum is not None
             and checksum == self.digests.answer
             and self.run.resume_after is None
         )
@@ -89,7 +90,9 @@ class GogRun(Run):
     def _played_since(self, gog: GogLibrary, user: GogUser) -> dict[str, dict[str, Any]]:
         """{product id: its stats} for the games played since the last successful sync
         (every played game on a first sync); empty for a private profile."""
-        last_success = self.library.last_success_at
+        # SYNC_DIFFERENTIAL=false reads every session, as a first sync does.
+        differential = self.engine.settings.sync_differential
+        last_success = self.library.last_success_at if differential else None
         # A margin for GOG's clock and second-rounded sessions: a game read again is
         # dropped by the writer's probe, a game missed would wait for its next session.
         since = last_success - SESSION_MARGIN if last_success is not None else None

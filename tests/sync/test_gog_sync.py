@@ -4,13 +4,26 @@ resuming at a page, relink_required, private stats."""
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import requests
 
-from sync_worker.simulator.gog import GogKind, gog_user_id_for, is_delisted, is_movie, product
+from sync_worker import keys
+from sync_worker.errors import RateLimitDeferred
+from sync_worker.ratelimit import RateLimiter
+from sync_worker.simulator.gog import (
+    GogKind,
+    gog_user_id_for,
+    is_delisted,
+    is_dlc,
+    is_movie,
+    parse_account,
+    product,
+)
 from tests.conftest import fetch_all, link_gog
 
 
@@ -242,3 +255,117 @@ def test_private_stats_keep_the_stored_playtimes(runtime, settings, gog_sim, mak
     outcome = make_engine().sync(library_id)
     assert outcome.status == "completed"
     assert all(r[1] == 0 for r in rows(runtime, library_id).values())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_differential_gog_syncs_equal_the_truth(runtime, settings, gog_sim, make_engine, seed):
+    """Random histories (sessions, purchases, removals, nothing), some syncs killed after a
+    page: after every sync the rows are exactly the account's library, and a sync that
+    reads everything again (SYNC_DIFFERENTIAL=false) finds nothing to change."""
+    rng = random.Random(seed)
+    user_id = gog_user_id_for(430, seed=80 + seed)
+    account = parse_account(user_id)
+    assert account is not None
+    library_id = link_gog(settings, user_id)
+    catalog = owned_products(gog_sim, gog_user_id_for(3_000, seed=90 + seed))
+    for step in range(6):
+        owned = owned_products(gog_sim, user_id)
+        games = [p for p in owned if not is_movie(p) and not is_dlc(p)]
+        kind = rng.choice(["none", "play", "buy", "remove", "mixed"]) if step else "none"
+        change: dict[str, Any] = {}
+        if kind in ("play", "mixed"):
+            change["bump_playtime"] = {str(p): rng.randint(1, 300) for p in rng.sample(games, 5)}
+        if kind in ("buy", "mixed"):
+            change["add"] = rng.sample([p for p in catalog if p not in owned], 3)
+        if kind in ("remove", "mixed"):
+            change["remove"] = rng.sample(owned, 4)
+        if change:
+            gog_admin(gog_sim, f"libraries/{user_id}", change)
+
+        def crash_at(_library_id: str, page: int, at: int = rng.choice([0, 0, 2])) -> None:
+            if page == at:
+                raise Crash
+
+        try:
+            outcome = make_engine(after_batch=crash_at).sync(library_id)
+        except Crash:
+            runtime.redis.delete(f"sync:lock:{library_id}")
+            outcome = make_engine().sync(library_id)
+        context = f"seed {seed}, step {step}, change {change}"
+        assert outcome.status == "completed", context
+        assert rows_as_truth(runtime, library_id) == truth(gog_sim, account), context
+        if step and not change:
+            assert outcome.api_calls == 3 and outcome.updated_games == 0, context
+
+    full = runtime.settings.model_copy(update={"sync_differential": False})
+    again = make_engine(settings=full).sync(library_id)
+    assert (again.new_games, again.updated_games, again.removed_games) == (0, 0, 0)
+
+
+def rows_as_truth(runtime, library_id: str) -> dict[str, tuple[Any, ...]]:
+    """{product id: (title, playtime)} of the owned rows."""
+    return {
+        game_id: (title, minutes)
+        for game_id, (title, minutes, _last, removed) in rows(runtime, library_id).items()
+        if not removed
+    }
+
+
+def truth(simulator, account) -> dict[str, tuple[Any, ...]]:
+    """What the account owns, as the library should store it."""
+    expected = {}
+    for p in simulator.gog.owned(account):
+        if is_movie(p):
+            continue
+        stat = simulator.gog.stats_for(account, p)
+        expected[str(p)] = (
+            None if is_delisted(p) else product(p)["title"],
+            stat["playtime"] if stat else 0,
+        )
+    return expected
+
+
+def test_a_cancel_stops_between_pages_and_keeps_the_pages_written(
+    runtime, settings, gog_sim, make_engine
+):
+    library_id = link_gog(settings, gog_user_id_for(600, seed=73))
+
+    def cancel_after_page_2(_library_id: str, page: int) -> None:
+        if page == 2:  # what `cancel_sync` does for the message running it
+            runtime.redis.sadd(keys.cancel_key(_library_id), "message-1")
+
+    outcome = make_engine(after_batch=cancel_after_page_2).sync(library_id, owner="message-1")
+    runtime.redis.delete(f"sync:lock:{library_id}")
+    assert outcome.status == "cancelled"
+    assert 150 < len(rows(runtime, library_id)) == outcome.total_games < 300  # 2 pages
+
+
+def test_out_of_budget_a_gog_sync_steps_back_and_resumes_at_its_page(
+    runtime, settings, gog_sim, make_engine
+):
+    """The `gog_api` budget runs out mid-paging: the sync defers (the message steps back
+    into the queue, no retry spent), its pages kept; with budget again it goes on."""
+    user_id = gog_user_id_for(800, seed=74)
+    library_id = link_gog(settings, user_id)
+    account = parse_account(user_id)
+    assert account is not None
+    played = [p for p in gog_sim.gog.owned(account) if gog_sim.gog.stats_for(account, p)]
+    # The link's 2 calls, userData, the owned ids, the stats pages, the movies, 3 pages.
+    budget = 2 + 2 + math.ceil(len(played) / 50) + 1 + 3
+    tight = runtime.settings.model_copy(
+        update={"gog_calls_per_window": budget, "gog_window_seconds": 600}
+    )
+    engine = make_engine(settings=tight)
+    engine.gate = RateLimiter.from_settings(runtime.redis, tight, max_wait_s=0)
+    with pytest.raises(RateLimitDeferred):
+        engine.sync(library_id)
+    [(status, checkpoint)] = fetch_all(
+        runtime, "SELECT status, resume_after FROM sync_runs WHERE library_id = %s", library_id
+    )
+    assert (status, checkpoint) == ("running", 3)
+    runtime.redis.delete("sync:ratelimit:gog_api:window")  # the window has passed
+    outcome = make_engine().sync(library_id)
+    assert outcome.status == "completed"
+    assert fetch_all(
+        runtime, "SELECT attempts FROM sync_runs WHERE library_id = %s", library_id
+    ) == [(2,)]
