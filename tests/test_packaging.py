@@ -23,6 +23,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -230,6 +231,7 @@ def test_the_healthcheck_and_the_command_run_as_written(image, subprocess_env, t
         name: subprocess_env[name]
         for name in ("DATABASE_URL", "REDIS_URL", "STEAM_API_KEY", "STEAM_API_BASE_URL")
     }
+    servers["CREDENTIALS_KEY"] = Fernet.generate_key().decode()  # production needs one
     health = in_image(image, *image.healthcheck, **servers)
     assert image.healthcheck == ["sync-worker", "health"]
     assert health.returncode == 0, health.stderr

@@ -36,10 +36,20 @@ def boot(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
         ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "redis_unavailable"),
         ({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/nothing"}, "database_unavailable"),
         ({"SYNC_WORKER_ENV": "production", "STEAM_API_KEY": ""}, "configuration_error"),
+        ({"SYNC_WORKER_ENV": "production", "CREDENTIALS_KEY": ""}, "configuration_error"),
+        ({"CREDENTIALS_KEY": "not-a-fernet-key"}, "configuration_error"),
         ({"LOG_LEVEL": "LOUD"}, "configuration_error"),
         ({"AUTO_SYNC_CRON": "every five minutes"}, "configuration_error"),
     ],
-    ids=["redis down", "postgres down", "production without key", "bad log level", "bad cron"],
+    ids=[
+        "redis down",
+        "postgres down",
+        "production without key",
+        "production without credentials key",
+        "bad credentials key",
+        "bad log level",
+        "bad cron",
+    ],
 )
 def test_a_worker_that_cannot_work_exits_at_once(subprocess_env, override, code):
     """Exit status 3 within seconds, with the reason on one line."""
