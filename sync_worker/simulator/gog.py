@@ -174,6 +174,15 @@ def _listed(product_id: int, *, movies: bool) -> bool:
     return not is_movie(product_id) or product_id % 2 == 1
 
 
+def _page(
+    listing: list[dict[str, Any]], query: dict[str, str], per_page: int
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """(the page asked for, how many pages, its entries) of a whole list."""
+    page = max(1, int(query.get("page", "1") or 1))
+    start = (page - 1) * per_page
+    return page, max(1, math.ceil(len(listing) / per_page)), listing[start : start + per_page]
+
+
 @dataclass
 class _Changes:
     added: list[int] = field(default_factory=list)
@@ -359,9 +368,7 @@ class GogState:
         movies = query.get("mediaType") == "2"
         hidden = query.get("hiddenFlag") == "1"
         listed = self._listing(account, f"products {movies} {hidden}", movies, hidden)
-        pages = max(1, math.ceil(len(listed) / PRODUCTS_PER_PAGE))
-        page = max(1, int(query.get("page", "1") or 1))
-        start = (page - 1) * PRODUCTS_PER_PAGE
+        page, pages, products = _page(listed, query, PRODUCTS_PER_PAGE)
         return _json(
             {
                 "sortBy": None,
@@ -372,7 +379,7 @@ class GogState:
                 "contentSystemCompatibility": None,
                 "movies": [],
                 "tags": [],
-                "products": listed[start : start + PRODUCTS_PER_PAGE],
+                "products": products,
                 "updatedProductsCount": 0,
                 "hiddenUpdatedProductsCount": 0,
                 "appliedFilters": {"tags": None},
@@ -432,15 +439,13 @@ class GogState:
         if account.kind is GogKind.PRIVATE_STATS:
             return _json({"error": "profile_is_private"}, 403)
         played = self._listing(account, "stats", False, False)
-        pages = max(1, math.ceil(len(played) / STATS_PER_PAGE))
-        page = max(1, int(query.get("page", "1") or 1))
-        start = (page - 1) * STATS_PER_PAGE
+        page, pages, items = _page(played, query, STATS_PER_PAGE)
         return _json(
             {
                 "page": page,
                 "limit": STATS_PER_PAGE,
                 "pages": pages,
                 "total": len(played),
-                "_embedded": {"items": played[start : start + STATS_PER_PAGE]},
+                "_embedded": {"items": items},
             }
         )
