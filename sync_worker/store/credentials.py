@@ -46,6 +46,16 @@ def load(
     return SealedTokens(bytes(row[0]), bytes(row[1]), row[2]) if row is not None else None
 
 
+def expire_access(conn: Connection[Any], library_id: str) -> None:
+    """The platform refused the stored access token: the next use refreshes it first."""
+    conn.execute(
+        "UPDATE platform_credentials SET access_expires_at = now() - interval '1 day',"
+        " updated_at = now()"
+        " WHERE library_id = %s",
+        (library_id,),
+    )
+
+
 def library_ids(conn: Connection[Any]) -> Iterator[str]:
     """Every library with stored tokens, in id order."""
     for (library_id,) in conn.execute(

@@ -28,10 +28,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, GogUnauthorized
 from ..platforms import OwnedGame
 from ..platforms.gog import GogAuth, GogLibrary, GogUser
-from ..store import digests, runs, writer
+from ..store import credentials, digests, runs, writer
 from ..vault import Vault
 from .engine import Run
 from .gog_tokens import access_token
@@ -59,6 +59,12 @@ class GogRun(Run):
         self._counted = 0  # of gog's calls, those already in unrecorded_calls or the run row
         try:
             return self._sync(gog)
+        except GogUnauthorized:
+            # Revoked, or expired early: the retry refreshes first (and a refused refresh
+            # is relink_required, never a retry loop on a dead token).
+            with self.engine.pool.connection() as conn:
+                credentials.expire_access(conn, self.library_id)
+            raise
         finally:
             self.unrecorded_calls += self._calls(gog)
 

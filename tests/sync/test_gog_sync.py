@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from sync_worker import keys
-from sync_worker.errors import RateLimitDeferred
+from sync_worker.errors import GogUnauthorized, RateLimitDeferred
 from sync_worker.ratelimit import RateLimiter
 from sync_worker.simulator.gog import (
     GogKind,
@@ -224,10 +224,10 @@ def test_a_revoked_account_ends_relink_required_and_keeps_its_games(
     make_engine().sync(library_id)
     before = rows(runtime, library_id)
     gog_admin(gog_sim, f"revoke/{user_id}")
-    with runtime.pool.connection() as conn:
-        conn.execute(
-            "UPDATE platform_credentials SET access_expires_at = now() - interval '1 hour'"
-        )
+    # The stored access token looks fresh: GOG refuses it, and the attempt says so...
+    with pytest.raises(GogUnauthorized):
+        make_engine().sync(library_id)
+    # ...its retry refreshes first, and GOG refuses the refresh: link the account again.
     outcome = make_engine().sync(library_id)
     assert outcome.status == "relink_required" and outcome.error["code"] == "relink_required"
     [(status, failures, due_in)] = fetch_all(
