@@ -147,6 +147,21 @@ def stored_games(
     return {game_id: StoredGame(minutes, last, raw) for game_id, minutes, last, raw in rows}
 
 
+def record_types(conn: Connection[Any], platform: str, types: dict[str, str]) -> None:
+    """What kind of product each of these (a page's worth) is, as the platform says
+    (`game`, `dlc`), in the catalog's `game_type`; written only where it changes."""
+    if not types:
+        return
+    ids, kinds = zip(*sorted(types.items()), strict=True)
+    conn.execute(
+        "UPDATE games AS g SET game_type = t.kind, updated_at = now()"
+        " FROM unnest(%(ids)s::text[], %(kinds)s::text[]) AS t (platform_game_id, kind)"
+        " WHERE g.platform = %(platform)s AND g.platform_game_id = t.platform_game_id"
+        " AND g.game_type IS DISTINCT FROM t.kind",
+        {"platform": platform, "ids": list(ids), "kinds": list(kinds)},
+    )
+
+
 def owned_game_ids(conn: Connection[Any], library_id: str, platform: str) -> set[str]:
     """The ids the library owns as stored."""
     params = {"library_id": library_id, "platform": platform}

@@ -204,6 +204,9 @@ class GogRun(Run):
             by_id = {str(p["id"]): p for p in products}
             games = [_game(i, by_id[i], played.get(i), stored.get(i)) for i in ids]
             counts = writer.write_batch(conn, self.library_id, PLATFORM, games)
+            writer.record_types(
+                conn, PLATFORM, {i: "game" if by_id[i].get("isGame") else "dlc" for i in ids}
+            )
             self.games_processed = min(self.games_processed + len(games), total)
             runs.record_batch(
                 conn,

@@ -90,6 +90,13 @@ def test_a_first_sync_stores_exactly_what_the_account_owns(runtime, settings, go
     for p in games:  # titles from the pages; a delisted product is owned, its title unknown
         title = stored[str(p)][0]
         assert title == (None if is_delisted(p) else product(p)["title"]), p
+    types = dict(
+        fetch_all(runtime, "SELECT platform_game_id, game_type FROM games WHERE platform = 'gog'")
+    )
+    for p in games:  # DLC stored as owned, with its type; a delisted product's is unknown
+        expected = None if is_delisted(p) else "dlc" if is_dlc(p) else "game"
+        assert types[str(p)] == expected, p
+    assert "dlc" in types.values()
     played = [r for r in stored.values() if r[1] > 0]
     assert played and all(r[2] is not None for r in played)
     [(status, total)] = fetch_all(
