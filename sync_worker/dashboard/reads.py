@@ -20,7 +20,7 @@ from .. import keys
 from ..dead_letters import latest_dead_letters
 from ..errors import PermanentError, UnknownLibrary
 from ..health import HealthChecker
-from ..platforms.steam_ids import parse_identity
+from ..platforms.steam_ids import STEAM_ID_PREFIX, parse_identity
 from ..ratelimit import bucket_usage, buckets_from
 from ..runtime import Runtime
 from ..sending import QUEUES, sync_queue
@@ -153,19 +153,26 @@ class Reads:
         }
 
     def search(self, text: str) -> str:
-        """The library id a search names: a library id, a SteamID64 or a profile URL."""
+        """The library id a search names: a library id, a SteamID64, a Steam profile URL or
+        a GOG user id."""
         text = text.strip()
-        if not _uuid_like(text):
-            return self._by_steam_id(text)
-        with self.runtime.pool.connection() as conn:
-            return str(libraries.get_library(conn, text).library_id)
+        if _uuid_like(text):
+            with self.runtime.pool.connection() as conn:
+                return str(libraries.get_library(conn, text).library_id)
+        if text.isascii() and text.isdigit() and not text.startswith(STEAM_ID_PREFIX):
+            with self.runtime.pool.connection() as conn:
+                found = libraries.find_library(conn, "gog", text)
+            if found is None:
+                raise UnknownLibrary(f"No library is registered for GOG user {text[:20]}.")
+            return found
+        return self._by_steam_id(text)
 
     def _by_steam_id(self, text: str) -> str:
         identity = parse_identity(text)
         if identity.steam_id is None:
             raise NotSearchable(
                 "A custom URL name needs a Steam call to resolve and the dashboard makes none:"
-                " search by library id, SteamID64 or a /profiles/ URL."
+                " search by library id, SteamID64, a /profiles/ URL or a GOG user id."
             )
         with self.runtime.pool.connection() as conn:
             found = libraries.find_library(conn, "steam", identity.steam_id)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from ..errors import InvalidSteamId
 
-_STEAM_ID64 = re.compile(r"7656119[0-9]{10}")  # ASCII only: \d takes any script's digits
+STEAM_ID_PREFIX = "7656119"  # every SteamID64 of an individual account starts so
+_STEAM_ID64 = re.compile(STEAM_ID_PREFIX + r"[0-9]{10}")  # ASCII only: \d takes any script's digits
 _PROFILE_URL = re.compile(
     r"(?:https?://)?(?:www\.)?steamcommunity\.com/(?P<kind>profiles|id)/(?P<value>[^/?#\s]+)/?(?:[?#].*)?"
 )

@@ -14,9 +14,18 @@ import requests
 from sync_worker import client, keys
 from sync_worker.app import get_broker
 from sync_worker.simulator import steam_id_for
+from sync_worker.simulator.gog import gog_user_id_for
 from sync_worker.simulator.ids import ProfileKind
 from sync_worker.store import libraries
-from tests.conftest import TEST_KEY, assert_no_secret, cli, fetch_all, library_status, wait_for
+from tests.conftest import (
+    TEST_KEY,
+    assert_no_secret,
+    cli,
+    fetch_all,
+    library_status,
+    link_gog,
+    wait_for,
+)
 from tests.dashboard.conftest import ADMIN_TOKEN, VIEWER_TOKEN, Dashboard
 from tests.workers import dead_letters, sync_and_collect, tick_message
 
@@ -204,6 +213,8 @@ def test_every_read_answers_what_the_workers_wrote(
     private = register(steam_id_for(10, ProfileKind.PRIVATE, seed=414))
     assert sync_and_collect(private)[-1]["status"] == "failed"
     never_synced = [register(steam_id_for(5, seed=415 + i)) for i in range(2)]
+    gog_user = gog_user_id_for(5, seed=419)
+    gog_library = link_gog(runtime.settings, gog_user)  # linked, never synced
     wait_for(lambda: runtime.redis.zcard(keys.WORKERS_KEY), 10, "a worker heartbeat")
     steam_calls = sim.stats()["calls"]
 
@@ -231,10 +242,14 @@ def test_every_read_answers_what_the_workers_wrote(
         "dead": 0,
     }
     webapi = next(b for b in overview["budget"] if b["bucket"] == "steam_webapi")
-    calls_made = sum(steam_calls.values()) - steam_calls.get("appdetails", 0)
+    calls_made = sum(
+        n
+        for endpoint, n in steam_calls.items()
+        if endpoint != "appdetails" and "gog" not in endpoint
+    )
     assert webapi["used"] == webapi["daily_used"] == calls_made > 0
     assert webapi["limit"] == 100_000 and webapi["backoff_until"] is None
-    assert overview["schedule"]["due_now"] == 2  # the two never synced
+    assert overview["schedule"]["due_now"] == 3  # the three never synced
     assert overview["schedule"]["in_backoff"] == 1  # the private profile
     assert overview["dead_letters"] == {"count": 0, "latest": []}
     for path, part in (
@@ -295,6 +310,7 @@ def test_every_read_answers_what_the_workers_wrote(
     ):
         answer = admin.get(f"{dashboard.url}/api/search", params={"q": text}, timeout=10)
         assert (answer.status_code, answer.json()["error"]["code"]) == (status, code), text
+    assert get("/api/search", q=gog_user) == {"library_id": gog_library}
     found = admin.get(f"{dashboard.url}/search", params={"q": steam_id}, allow_redirects=False)
     assert found.headers["location"] == f"/libraries/{synced[1]}"
 
