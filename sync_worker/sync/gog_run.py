@@ -185,7 +185,13 @@ class GogRun(Run):
                 api_calls=self.unrecorded_calls + self._calls(gog),
             )
             self.unrecorded_calls = 0
-            removed = writer.mark_removed(conn, self.library_id, PLATFORM, sorted(owned - movies))
+            # An empty list for a library we hold games for is more likely GOG's hiccup than
+            # a user who lost everything: keep the games (as for Steam, docs/behaviour.md).
+            removed = (
+                writer.mark_removed(conn, self.library_id, PLATFORM, sorted(owned - movies))
+                if owned - movies or not stored
+                else 0
+            )
             return self._finish_gog(conn, removed, checksum)
 
     def _write_page(

@@ -376,3 +376,15 @@ def test_out_of_budget_a_gog_sync_steps_back_and_resumes_at_its_page(
     assert fetch_all(
         runtime, "SELECT attempts FROM sync_runs WHERE library_id = %s", library_id
     ) == [(2,)]
+
+
+def test_an_empty_owned_list_keeps_the_stored_games(runtime, settings, gog_sim, make_engine):
+    """GOG answering that the account owns nothing is kept from wiping the library."""
+    user_id = gog_user_id_for(120, seed=75)
+    library_id = link_gog(settings, user_id)
+    make_engine().sync(library_id)
+    before = rows(runtime, library_id)
+    gog_admin(gog_sim, f"libraries/{user_id}", {"remove": owned_products(gog_sim, user_id)})
+    outcome = make_engine().sync(library_id)
+    assert outcome.status == "completed" and outcome.removed_games == 0
+    assert rows(runtime, library_id) == before
