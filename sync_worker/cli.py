@@ -197,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         " re-seal every stored token with the first key",
         json_output=True,
     )
-    keys_cmd.add_argument("action", choices=["new-key", "rotate-key"])
+    keys_cmd.add_argument(
+        "action",
+        choices=["new-key", "rotate-key"],
+        help="new-key prints a fresh key; rotate-key re-seals every stored token",
+    )
 
     board = command(
         "dashboard",

@@ -21,6 +21,7 @@ def test_a_tick_queues_due_libraries_and_the_worker_syncs_them(runtime, worker, 
         )[0][0]
         for i in range(3)
     ]
+    ticks_before = len(worker.events("schedule.tick"))
     get_broker().enqueue(tick_message())
 
     def synced() -> list[tuple]:
@@ -36,5 +37,5 @@ def test_a_tick_queues_due_libraries_and_the_worker_syncs_them(runtime, worker, 
         ("scheduled", timedelta(hours=24))
     }
     assert sim.calls() == 3
-    assert [e["event"] for e in worker.events("schedule.tick")] == ["schedule.tick"]
+    assert len(worker.events("schedule.tick")) == ticks_before + 1  # the package's worker
     assert len(ids) == 3
