@@ -76,8 +76,11 @@ def open_run(
     library syncing.
 
     Taking the run over waits for a batch still committing under the previous fence, so
-    the position read here includes it.
+    the position read here includes it; a previous attempt frozen in the middle of a
+    statement (a COPY waiting for its rows: not idle, so the server's idle timeout never
+    ends it) has its session ended first. The caller holds the lease: that attempt lost it.
     """
+    end_frozen_attempt(conn, library_id)
     with conn.transaction(), conn.cursor(row_factory=class_row(OpenRun)) as cur:
         if not lock_library(conn, library_id):
             raise UnknownLibrary(f"No library with id {library_id} exists.")
@@ -99,6 +102,22 @@ def open_run(
         )
     assert run is not None
     return run
+
+
+def attempt_session_name(token: str) -> str:
+    """The `application_name` of an attempt's write transactions (see `fence`)."""
+    return f"sync-worker {token}"
+
+
+def end_frozen_attempt(conn: Connection[Any], library_id: str) -> None:
+    """End the session of the library's previous attempt if it is still in a write (it
+    holds the run's row; its lease has lapsed, so it could never commit)."""
+    conn.execute(
+        "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity AS a"
+        " JOIN sync_runs AS r ON a.application_name = 'sync-worker ' || r.lease_token"
+        " WHERE r.library_id = %s AND r.status = 'running' AND a.pid <> pg_backend_pid()",
+        (library_id,),
+    )
 
 
 def ended_run_of(conn: Connection[Any], library_id: str, message_id: str) -> EndedRun | None:
@@ -130,6 +149,10 @@ def fence(conn: Connection[Any], library_id: str, run_id: str, token: str) -> No
     Both statements go in one round trip (a pipeline runs them in order, so the lock
     order holds)."""
     with conn.pipeline():
+        # Named for this attempt while it writes: a rescuer can end it if it freezes.
+        conn.execute(
+            "SELECT set_config('application_name', %s, true)", (attempt_session_name(token),)
+        )
         library = conn.execute(_LOCK_LIBRARY, (library_id,))
         run = conn.execute(
             "SELECT 1 FROM sync_runs WHERE run_id = %s AND lease_token = %s AND status = 'running'"
