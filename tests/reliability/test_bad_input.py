@@ -4,6 +4,7 @@ goes on, and nothing stored is corrupted."""
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 
 import dramatiq
@@ -109,7 +110,7 @@ def test_hostile_game_names_are_stored_exactly_and_resync_cleanly(runtime, regis
 
 
 def test_an_oversized_steam_answer_fails_clearly_and_keeps_stored_games(
-    runtime, register, subprocess_env, make_engine, tmp_path
+    runtime, register, subprocess_env, make_engine, tmp_path, worker
 ):
     """Above STEAM_MAX_RESPONSE_MB: steam_response_too_large, stored games kept, worker goes on."""
     library_id = register(steam_id_for(1_000, seed=143))
@@ -117,10 +118,12 @@ def test_an_oversized_steam_answer_fails_clearly_and_keeps_stored_games(
     make_engine().sync(library_id)  # stored before the limit is lowered
     env = {**subprocess_env, "STEAM_MAX_RESPONSE_MB": "0.05"}
     capped = WorkerGroup(env, tmp_path / "capped.log").wait_ready()
+    worker.signal(signal.SIGSTOP)  # the module's uncapped worker must not take the syncs
     try:
         final = sync_and_collect(library_id)[-1]
         small = sync_and_collect(small_id)[-1]
     finally:
+        worker.signal(signal.SIGCONT)
         capped.stop()
 
     assert (final["status"], final["error"]["code"]) == ("failed", "steam_response_too_large")
