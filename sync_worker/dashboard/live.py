@@ -24,7 +24,7 @@ from ..aio import AsyncClient
 from ..errors import InternalError, UnknownLibrary
 from ..infrastructure import INFRASTRUCTURE_ERRORS, infrastructure_error
 from ..sending import sync_queue
-from ..store import libraries
+from ..store import libraries, reports
 from .reads import Reads, dumps
 
 log = structlog.get_logger(__name__)
@@ -138,19 +138,16 @@ class Hub:
                 library = libraries.get_library(conn, library_id)
             except UnknownLibrary:
                 return {"message_id": message_id}
-            row = conn.execute(
-                "SELECT sync_type, attempts FROM sync_runs WHERE library_id = %s"
-                " AND message_id = %s ORDER BY started_at DESC LIMIT 1",
-                (library_id, message_id),
-            ).fetchone()
+            run = reports.run_of_message(conn, library_id, message_id)
         details: dict[str, Any] = {
             "message_id": message_id,
             "display_name": library.display_name,
             "platform": library.platform,
             "platform_user_id": library.platform_user_id,
         }
-        if row is not None:
-            details.update(sync_type=row[0], attempt=row[1], queue=sync_queue(row[0]))
+        if run is not None:
+            sync_type, attempts = run
+            details.update(sync_type=sync_type, attempt=attempts, queue=sync_queue(sync_type))
         return details
 
     async def _poll_overview(self) -> None:

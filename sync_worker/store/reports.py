@@ -140,6 +140,18 @@ def history_query(
     return query, params
 
 
+def run_of_message(
+    conn: Connection[Any], library_id: str, message_id: str | None
+) -> tuple[str, int] | None:
+    """(sync type, attempts) of the library's run that message opened, if it has one."""
+    row = conn.execute(
+        "SELECT sync_type, attempts FROM sync_runs WHERE library_id = %s"
+        " AND message_id = %s ORDER BY started_at DESC LIMIT 1",
+        (library_id, message_id),
+    ).fetchone()
+    return (str(row[0]), int(row[1])) if row is not None else None
+
+
 def owned_games(conn: Connection[Any], library_id: str) -> int:
     """How many games the library owns now, counted on its rows (not its last run's total)."""
     row = conn.execute(
